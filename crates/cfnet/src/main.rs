@@ -1,1 +1,45 @@
-fn main() {}
+//! The `cfnet` binary: wires the crates together and owns the process edge (arguments, environment,
+//! exit codes, signals, logging).
+
+mod bench;
+mod controller;
+mod crd;
+mod dev;
+mod render;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cfnet", version, about = "Cloud Foundry networking control plane on Kubernetes")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the RouteController: Routes -> Services + Istio VirtualServices.
+    Controller(controller::Args),
+    /// Translate Route YAML/JSON offline into the Services and VirtualServices the controller would write.
+    Render(render::Args),
+    /// Print the Route CustomResourceDefinition (YAML).
+    Crd(crd::Args),
+    /// Local control plane (etcd + kube-apiserver on loopback) for trying cfnet and for tests.
+    #[command(subcommand)]
+    Dev(dev::Command),
+    /// Stress benchmark of the controller against the local control plane.
+    Bench(bench::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Controller(args) => controller::run(args),
+        Command::Render(args) => render::run(args),
+        Command::Crd(args) => crd::run(args),
+        Command::Dev(cmd) => dev::run(cmd),
+        Command::Bench(args) => bench::run(args),
+    }
+}

@@ -1,0 +1,11 @@
+//! `cfnet controller` (not implemented yet).
+
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> ExitCode {
+    eprintln!("cfnet controller: not implemented yet");
+    ExitCode::from(2)
+}

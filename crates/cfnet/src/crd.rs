@@ -1,0 +1,11 @@
+//! `cfnet crd` (not implemented yet).
+
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> ExitCode {
+    eprintln!("cfnet crd: not implemented yet");
+    ExitCode::from(2)
+}
