@@ -53,7 +53,12 @@ GO
   rm -f main.go
   go mod tidy -e >/dev/null 2>&1 || true
   go get "k8s.io/kubernetes/cmd/kube-apiserver@v$K8S_VERSION"
-  CGO_ENABLED=0 go build -trimpath -o "$BIN/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
+  # Without these the server reports v0.0.0-master and derives its emulation version from that.
+  local pkg=k8s.io/component-base/version minor="${K8S_VERSION#1.}"
+  minor="${minor%%.*}"
+  CGO_ENABLED=0 go build -trimpath \
+    -ldflags "-X $pkg.gitVersion=v$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z" \
+    -o "$BIN/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
   mv "$BIN/kube-apiserver.tmp" "$BIN/kube-apiserver"
 }
 
@@ -87,6 +92,9 @@ GO
 source_used=go-modules
 if [[ ! -x "$BIN/etcd" ]]; then
   build_etcd || { log "etcd build from Go modules failed"; source_used=failed; }
+fi
+if [[ -x "$BIN/kube-apiserver" ]] && ! "$BIN/kube-apiserver" --version 2>/dev/null | grep -q "v$K8S_VERSION\$"; then
+  rm -f "$BIN/kube-apiserver"   # an older or unversioned build: rebuild (the Go build cache makes this quick)
 fi
 if [[ ! -x "$BIN/kube-apiserver" && "$source_used" != failed ]]; then
   build_apiserver || { log "kube-apiserver build from Go modules failed"; source_used=failed; }
