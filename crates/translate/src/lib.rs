@@ -8,12 +8,18 @@
 
 pub mod claims;
 pub mod names;
+mod objects;
+mod validate;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use cfnet_api::{Route, VirtualService};
 use k8s_openapi::api::core::v1::Service;
 
-pub use claims::{ClaimOrder, Claims};
+pub use claims::{ClaimIndex, ClaimOrder, Claims, claim_order, route_name, route_namespace};
 pub use names::{service_name, virtual_service_name};
+pub use objects::{PLACEHOLDER_HOST, route_services};
+pub use validate::validate_route;
 
 /// Settings that come from the controller's configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,16 +88,223 @@ pub struct Translation {
 }
 
 /// Translates the routes of one FQDN in one namespace. `routes` may be in any order.
+///
+/// Every route is checked, in this order, and the first failed check is its problem:
+/// 1. on its own ([`validate_route`]) → Invalid;
+/// 2. its internal flag against the FQDN's kind, which the oldest route valid on its own decides
+///    (creationTimestamp, then name) → Invalid;
+/// 3. an external FQDN held by another namespace ([`Claims::external_fqdn_holder`]) → Conflict;
+/// 4. a destination guid held by another route of the namespace ([`Claims::destination_holder`]) → Conflict;
+/// 5. the same `url` served by an older route with destinations → Conflict.
+///
+/// The routes that pass are programmed exactly as the Go controller did. The VirtualService lists every
+/// route of the FQDN in its ownerReferences, problems included, so that deleting any of them (and the
+/// finalizer flow) works and an upgrade from upstream causes no churn. When no route of the FQDN passes,
+/// `virtual_service` is `None`.
 pub fn translate_fqdn(
-    _key: &FqdnKey,
-    _routes: &[&Route],
-    _claims: &dyn Claims,
-    _settings: &Settings,
+    key: &FqdnKey,
+    routes: &[&Route],
+    claims: &dyn Claims,
+    settings: &Settings,
 ) -> FqdnTranslation {
-    FqdnTranslation::default()
+    let mut out = FqdnTranslation::default();
+    if routes.is_empty() {
+        return out;
+    }
+
+    // Oldest first: decides the FQDN's kind and which of two routes with one url wins.
+    let mut by_age: Vec<(ClaimOrder, &Route)> =
+        routes.iter().map(|r| (claim_order(r), *r)).collect();
+    by_age.sort_by(|a, b| a.0.cmp(&b.0));
+
+    let self_checks: HashMap<&str, Result<(), String>> = by_age
+        .iter()
+        .map(|(o, r)| (o.name.as_str(), validate_route(r)))
+        .collect();
+    let kind_decider = by_age
+        .iter()
+        .find(|(o, _)| self_checks.get(o.name.as_str()).is_some_and(Result::is_ok))
+        .map(|(o, r)| (o.name.clone(), r.spec.domain.internal));
+
+    let mut problems: BTreeMap<String, (Reason, String)> = BTreeMap::new();
+    let mut served_urls: HashMap<&str, &str> = HashMap::new();
+    for (order, route) in &by_age {
+        let name = order.name.as_str();
+        let problem = check_in_context(
+            key,
+            route,
+            self_checks.get(name),
+            kind_decider.as_ref(),
+            claims,
+            &mut served_urls,
+        );
+        if let Some(p) = problem {
+            problems.insert(name.to_owned(), p);
+        }
+    }
+
+    // Upstream order: spec.url descending, bytewise; ties (only possible with a problem) by name.
+    let mut sorted: Vec<&Route> = routes.to_vec();
+    sorted.sort_by(|a, b| {
+        b.spec
+            .url
+            .as_bytes()
+            .cmp(a.spec.url.as_bytes())
+            .then_with(|| route_name(a).cmp(route_name(b)))
+    });
+    let valid: Vec<&Route> = sorted
+        .iter()
+        .copied()
+        .filter(|r| !problems.contains_key(route_name(r)))
+        .collect();
+
+    if !valid.is_empty() {
+        let internal = valid[0].spec.domain.internal;
+        let gateway = if internal {
+            "mesh".to_owned()
+        } else {
+            settings.gateway.clone()
+        };
+        out.virtual_service = Some(objects::virtual_service(key, &sorted, &valid, gateway));
+        for route in &valid {
+            out.services.extend(route_services(route));
+            out.programmed.push(route_name(route).to_owned());
+        }
+    }
+    out.problems = problems
+        .into_iter()
+        .map(|(route, (reason, message))| Problem {
+            namespace: key.namespace.clone(),
+            route,
+            reason,
+            message,
+        })
+        .collect();
+    out
 }
 
-/// Translates a whole set of Routes (any namespaces, any order).
-pub fn translate(_routes: &[Route], _settings: &Settings) -> Translation {
-    Translation::default()
+fn check_in_context<'a>(
+    key: &FqdnKey,
+    route: &'a Route,
+    self_check: Option<&Result<(), String>>,
+    kind_decider: Option<&(String, bool)>,
+    claims: &dyn Claims,
+    served_urls: &mut HashMap<&'a str, &'a str>,
+) -> Option<(Reason, String)> {
+    if let Some(Err(message)) = self_check {
+        return Some((Reason::Invalid, message.clone()));
+    }
+    let name = route_name(route);
+    let internal = route.spec.domain.internal;
+    if let Some((decider, kind)) = kind_decider
+        && *kind != internal
+    {
+        let word = |internal: bool| if internal { "internal" } else { "external" };
+        return Some((
+            Reason::Invalid,
+            format!(
+                "domain {} is {} here, but the oldest route of FQDN {}, {}/{}, makes it {}; \
+                 all routes of one FQDN must agree on domain.internal",
+                route.spec.domain.name,
+                word(internal),
+                key.fqdn,
+                key.namespace,
+                decider,
+                word(*kind)
+            ),
+        ));
+    }
+    if !internal
+        && let Some(holder) = claims.external_fqdn_holder(&key.fqdn)
+        && holder != key.namespace
+    {
+        return Some((
+            Reason::Conflict,
+            format!(
+                "FQDN {} is already served by routes in namespace {holder} (created earlier); \
+                 delete those routes or use another host",
+                key.fqdn
+            ),
+        ));
+    }
+    for d in &route.spec.destinations {
+        if let Some(holder) = claims.destination_holder(&key.namespace, &d.guid)
+            && holder != name
+        {
+            return Some((
+                Reason::Conflict,
+                format!(
+                    "destination {} is already used by route {}/{holder} (one Service {} cannot \
+                     belong to two routes); give this destination a new guid",
+                    d.guid,
+                    key.namespace,
+                    service_name(&d.guid)
+                ),
+            ));
+        }
+    }
+    if !route.spec.destinations.is_empty() {
+        if let Some(holder) = served_urls.get(route.spec.url.as_str()) {
+            return Some((
+                Reason::Conflict,
+                format!(
+                    "url {} is already served by route {}/{holder} (created earlier); delete one of them",
+                    route.spec.url, key.namespace
+                ),
+            ));
+        }
+        served_urls.insert(route.spec.url.as_str(), name);
+    }
+    None
+}
+
+/// Translates a whole set of Routes (any namespaces, any order). When two routes share a namespace
+/// and a name, the later one wins, as if they had been applied in order.
+pub fn translate(routes: &[Route], settings: &Settings) -> Translation {
+    // Keep the last definition of each (namespace, name), at its own position.
+    let mut last: HashMap<(&str, &str), usize> = HashMap::new();
+    for (i, r) in routes.iter().enumerate() {
+        last.insert((route_namespace(r), route_name(r)), i);
+    }
+    let routes: Vec<&Route> = routes
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| last.get(&(route_namespace(r), route_name(r))) == Some(i))
+        .map(|(_, r)| r)
+        .collect();
+
+    let claims = ClaimIndex::from_routes(routes.iter().copied());
+    let mut groups: BTreeMap<FqdnKey, Vec<&Route>> = BTreeMap::new();
+    for r in &routes {
+        groups
+            .entry(FqdnKey {
+                namespace: route_namespace(r).to_owned(),
+                fqdn: r.spec.fqdn(),
+            })
+            .or_default()
+            .push(r);
+    }
+
+    let mut out = Translation::default();
+    let mut programmed: HashSet<(String, String)> = HashSet::new();
+    let mut virtual_services = Vec::new();
+    for (key, group) in &groups {
+        let t = translate_fqdn(key, group, &claims, settings);
+        for name in t.programmed {
+            programmed.insert((key.namespace.clone(), name));
+        }
+        if let Some(vs) = t.virtual_service {
+            virtual_services.push((key.fqdn.clone(), key.namespace.clone(), vs));
+        }
+        out.problems.extend(t.problems);
+    }
+    virtual_services.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    out.virtual_services = virtual_services.into_iter().map(|(_, _, vs)| vs).collect();
+    for r in &routes {
+        if programmed.contains(&(route_namespace(r).to_owned(), route_name(r).to_owned())) {
+            out.services.extend(route_services(r));
+        }
+    }
+    out.problems.sort();
+    out
 }

@@ -1,0 +1,197 @@
+//! The objects cfnet writes, field for field as the Go controller wrote them (§2.4, §2.5 of the
+//! upstream reference), plus our managed-by label.
+
+use std::collections::BTreeMap;
+
+use cfnet_api::{
+    Destination, FQDN_ANNOTATION, HTTPMatchRequest, HTTPRoute, HTTPRouteDestination,
+    HeaderOperations, Headers, MANAGED_BY_LABEL, MANAGED_BY_VALUE, ROUTE_FQDN_ANNOTATION, Route,
+    StringMatch, VirtualService, VirtualServiceSpec,
+};
+use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+use crate::claims::{route_name, route_namespace};
+use crate::{FqdnKey, service_name, virtual_service_name};
+
+/// Destination host of the entry of a lone route without destinations: Envoy answers 503, not 404.
+pub const PLACEHOLDER_HOST: &str = "no-destinations";
+
+const APP_GUID_LABEL: &str = "cloudfoundry.org/app_guid";
+const PROCESS_TYPE_LABEL: &str = "cloudfoundry.org/process_type";
+const ROUTE_GUID_LABEL: &str = "cloudfoundry.org/route_guid";
+const SPACE_GUID_LABEL: &str = "cloudfoundry.org/space_guid";
+const ORG_GUID_LABEL: &str = "cloudfoundry.org/org_guid";
+
+/// `{apiVersion: networking.cloudfoundry.org/v1alpha1, kind: Route, name, uid}`; no controller flag, as
+/// upstream. A Route without a uid (render input without `metadata.uid`) gets an empty uid.
+fn owner_reference(route: &Route) -> OwnerReference {
+    OwnerReference {
+        api_version: "networking.cloudfoundry.org/v1alpha1".to_owned(),
+        kind: "Route".to_owned(),
+        name: route_name(route).to_owned(),
+        uid: route.metadata.uid.clone().unwrap_or_default(),
+        controller: None,
+        block_owner_deletion: None,
+    }
+}
+
+/// The Services of one route: one per destination, in destination order. The route must be valid
+/// ([`crate::validate_route`]); ports outside the i32 range cannot occur then.
+pub fn route_services(route: &Route) -> Vec<Service> {
+    let namespace = route_namespace(route);
+    let fqdn = route.spec.fqdn();
+    route
+        .spec
+        .destinations
+        .iter()
+        .map(|d| {
+            let labels = BTreeMap::from([
+                (APP_GUID_LABEL.to_owned(), d.app.guid.clone()),
+                (PROCESS_TYPE_LABEL.to_owned(), d.app.process.type_.clone()),
+                (ROUTE_GUID_LABEL.to_owned(), route_name(route).to_owned()),
+                (MANAGED_BY_LABEL.to_owned(), MANAGED_BY_VALUE.to_owned()),
+            ]);
+            Service {
+                metadata: ObjectMeta {
+                    name: Some(service_name(&d.guid)),
+                    namespace: Some(namespace.to_owned()),
+                    labels: Some(labels),
+                    annotations: Some(BTreeMap::from([(
+                        ROUTE_FQDN_ANNOTATION.to_owned(),
+                        fqdn.clone(),
+                    )])),
+                    owner_references: Some(vec![owner_reference(route)]),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(ServiceSpec {
+                    // Upstream copied the map; an empty one was omitted by Go's omitempty.
+                    selector: (!d.selector.match_labels.is_empty())
+                        .then(|| d.selector.match_labels.clone()),
+                    ports: Some(vec![ServicePort {
+                        name: Some("http".to_owned()),
+                        port: i32::try_from(d.port).unwrap_or_default(),
+                        // Needed for server-side apply (ports are keyed by port and protocol).
+                        protocol: Some("TCP".to_owned()),
+                        ..ServicePort::default()
+                    }]),
+                    ..ServiceSpec::default()
+                }),
+                status: None,
+            }
+        })
+        .collect()
+}
+
+/// The VirtualService of one FQDN. `all` are every route of the FQDN and `valid` the programmed ones,
+/// both sorted by url descending.
+pub(crate) fn virtual_service(
+    key: &FqdnKey,
+    all: &[&Route],
+    valid: &[&Route],
+    gateway: String,
+) -> VirtualService {
+    // Upstream skipped a destination-less route when its FQDN had other routes and gave a lone one the
+    // placeholder. We count only programmed routes, and when none has destinations every one gets the
+    // placeholder (upstream wrote a VirtualService without `http` there, which Istio rejects).
+    let any_destinations = valid.iter().any(|r| !r.spec.destinations.is_empty());
+    let http = valid
+        .iter()
+        .filter_map(|route| {
+            let destinations = &route.spec.destinations;
+            let route_destinations = if !destinations.is_empty() {
+                http_route_destinations(route)
+            } else if any_destinations {
+                return None;
+            } else {
+                vec![HTTPRouteDestination {
+                    destination: Destination {
+                        host: PLACEHOLDER_HOST.to_owned(),
+                    },
+                    ..HTTPRouteDestination::default()
+                }]
+            };
+            let path = route.spec.path();
+            let match_ = if path.is_empty() {
+                Vec::new()
+            } else {
+                vec![HTTPMatchRequest {
+                    uri: Some(StringMatch {
+                        prefix: Some(path.to_owned()),
+                    }),
+                }]
+            };
+            Some(HTTPRoute {
+                match_,
+                route: route_destinations,
+            })
+        })
+        .collect();
+
+    let mut vs = VirtualService::new(
+        &virtual_service_name(&key.fqdn),
+        VirtualServiceSpec {
+            hosts: vec![key.fqdn.clone()],
+            gateways: vec![gateway],
+            http,
+        },
+    );
+    vs.metadata = ObjectMeta {
+        name: Some(virtual_service_name(&key.fqdn)),
+        namespace: Some(key.namespace.clone()),
+        labels: Some(BTreeMap::from([(
+            MANAGED_BY_LABEL.to_owned(),
+            MANAGED_BY_VALUE.to_owned(),
+        )])),
+        annotations: Some(BTreeMap::from([(
+            FQDN_ANNOTATION.to_owned(),
+            key.fqdn.clone(),
+        )])),
+        owner_references: Some(all.iter().map(|r| owner_reference(r)).collect()),
+        ..ObjectMeta::default()
+    };
+    vs
+}
+
+/// Weights as upstream: explicit when set (validated to sum to 100), else an even split with the
+/// remainder on the first destination. Weight 0 is omitted on output.
+fn http_route_destinations(route: &Route) -> Vec<HTTPRouteDestination> {
+    let dests = &route.spec.destinations;
+    let n = i32::try_from(dests.len()).unwrap_or(i32::MAX);
+    let even = 100 / n.max(1);
+    let remainder = 100 - even.saturating_mul(n).min(100);
+    let labels = route.metadata.labels.as_ref();
+    let label = |key: &str| labels.and_then(|l| l.get(key)).cloned().unwrap_or_default();
+    let space = label(SPACE_GUID_LABEL);
+    let org = label(ORG_GUID_LABEL);
+    dests
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let weight = match d.weight {
+                Some(w) => i32::try_from(w).unwrap_or_default(),
+                None if i == 0 => even + remainder,
+                None => even,
+            };
+            HTTPRouteDestination {
+                destination: Destination {
+                    host: service_name(&d.guid),
+                },
+                weight,
+                headers: Some(Headers {
+                    request: Some(HeaderOperations {
+                        set: BTreeMap::from([
+                            ("CF-App-Id".to_owned(), d.app.guid.clone()),
+                            (
+                                "CF-App-Process-Type".to_owned(),
+                                d.app.process.type_.clone(),
+                            ),
+                            ("CF-Space-Id".to_owned(), space.clone()),
+                            ("CF-Organization-Id".to_owned(), org.clone()),
+                        ]),
+                    }),
+                }),
+            }
+        })
+        .collect()
+}
