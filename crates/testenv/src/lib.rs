@@ -1,0 +1,551 @@
+//! A real local Kubernetes control plane — etcd and kube-apiserver as plain processes on loopback, like
+//! controller-runtime's envtest — for integration tests, the benchmark and `cfnet dev up`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), cfnet_testenv::Error> {
+//! let cp = cfnet_testenv::ControlPlane::start().await?; // Route + Istio CRDs installed and Established
+//! let ns = cp.create_namespace("my-test").await?;
+//! let client = cp.client(); // admin (system:masters)
+//! # let _ = (ns, client); Ok(()) }
+//! ```
+//!
+//! Dropping the [`ControlPlane`] stops both servers and removes the temp dir; the servers also die with the
+//! process if it is killed (see `process.rs`).
+
+mod binaries;
+mod crds;
+mod error;
+pub mod install;
+mod kubeconfig;
+mod process;
+mod secrets;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use kube::Client;
+use kube::api::{Api, ObjectMeta, PostParams};
+
+pub use binaries::{Binaries, cache_bin_dir, locate as locate_binaries};
+pub use crds::all_crds;
+pub use error::Error;
+
+use process::Server;
+
+/// How to start a control plane. `Options::default()` is what [`ControlPlane::start`] uses.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Keep all state (etcd data, certificates, logs, kubeconfig) in this directory and do not delete it on
+    /// drop. `None`: a fresh temp dir, removed on drop.
+    pub state_dir: Option<PathBuf>,
+    /// Install the Route and Istio CRDs and wait until they are Established.
+    pub install_crds: bool,
+    /// Give up when kube-apiserver is not ready after this long.
+    pub ready_timeout: Duration,
+    /// Extra kube-apiserver flags (`--name=value`), appended after ours.
+    pub extra_apiserver_args: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            state_dir: None,
+            install_crds: true,
+            ready_timeout: Duration::from_secs(60),
+            extra_apiserver_args: Vec::new(),
+        }
+    }
+}
+
+/// The directory holding a control plane's state.
+#[derive(Debug)]
+enum StateDir {
+    Temp(tempfile::TempDir),
+    Kept(PathBuf),
+}
+
+impl StateDir {
+    fn path(&self) -> &Path {
+        match self {
+            StateDir::Temp(t) => t.path(),
+            StateDir::Kept(p) => p,
+        }
+    }
+}
+
+/// A running etcd + kube-apiserver pair. Dropping it stops both (SIGTERM, then SIGKILL) and removes the
+/// temp dir.
+pub struct ControlPlane {
+    // Field order is drop order: the API server stops before etcd, the directory goes last.
+    apiserver: Server,
+    etcd: Server,
+    dir: StateDir,
+    client: Client,
+    server_url: String,
+    etcd_url: String,
+    ca_path: PathBuf,
+    kubeconfig_path: PathBuf,
+    version: String,
+    startup: Duration,
+}
+
+impl std::fmt::Debug for ControlPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlPlane")
+            .field("server_url", &self.server_url)
+            .field("etcd_url", &self.etcd_url)
+            .field("dir", &self.dir.path())
+            .field("apiserver_pid", &self.apiserver.pid())
+            .field("etcd_pid", &self.etcd.pid())
+            .finish()
+    }
+}
+
+/// Admin identity of the static token file: member of `system:masters`.
+const ADMIN_USER: &str = "cfnet-admin";
+/// Prefix of temp dirs, followed by the owning pid: lets a later start clean up after a killed process.
+const TEMP_PREFIX: &str = "cfnet-testenv-";
+
+impl ControlPlane {
+    /// Starts a fresh control plane in a temp dir with the Route and Istio CRDs installed.
+    pub async fn start() -> Result<ControlPlane, Error> {
+        Self::start_with(Options::default()).await
+    }
+
+    /// Starts a control plane as configured by `options`.
+    pub async fn start_with(options: Options) -> Result<ControlPlane, Error> {
+        let binaries = binaries::locate()?;
+        // Free ports are picked by binding port 0 and releasing it; another process may grab one in between.
+        // A server that dies during start-up is therefore retried with new ports.
+        const ATTEMPTS: usize = 3;
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(&binaries, &options).await {
+                Err(Error::ServerExited {
+                    server,
+                    status,
+                    log,
+                    log_tail,
+                }) if attempt < ATTEMPTS && log_tail.contains("address already in use") => {
+                    tracing::warn!(server, %status, log = %log.display(), attempt, "port taken during start-up; retrying");
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn start_once(binaries: &Binaries, options: &Options) -> Result<ControlPlane, Error> {
+        let started = Instant::now();
+        let dir = match &options.state_dir {
+            Some(path) => {
+                std::fs::create_dir_all(path)
+                    .map_err(Error::io(format!("creating state dir {}", path.display())))?;
+                let path = std::fs::canonicalize(path)
+                    .map_err(Error::io(format!("resolving state dir {}", path.display())))?;
+                StateDir::Kept(path)
+            }
+            None => {
+                remove_stale_temp_dirs();
+                let temp = tempfile::Builder::new()
+                    .prefix(&format!("{TEMP_PREFIX}{}-", std::process::id()))
+                    .tempdir()
+                    .map_err(Error::io("creating a temp dir for the control plane"))?;
+                StateDir::Temp(temp)
+            }
+        };
+        let root = dir.path().to_path_buf();
+        let kubeconfig_path = root.join("kubeconfig");
+        // A kubeconfig from an earlier run would point at dead ports: it appears again only once we are ready.
+        match std::fs::remove_file(&kubeconfig_path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io(format!(
+                    "removing stale {}",
+                    kubeconfig_path.display()
+                ))(e));
+            }
+            _ => {}
+        }
+
+        let signing_key = secrets::service_account_key()?;
+        let sa_key = root.join("service-account.key");
+        write_private(&sa_key, &signing_key.private_pem)?;
+        let sa_pub = root.join("service-account.pub");
+        write_private(&sa_pub, &signing_key.public_pem)?;
+        let admin_token = secrets::random_hex(24)?;
+        let tokens = root.join("tokens.csv");
+        write_private(
+            &tokens,
+            &format!("{admin_token},{ADMIN_USER},{ADMIN_USER},\"system:masters\"\n"),
+        )?;
+        let cert_dir = root.join("apiserver-certs");
+        // The API server regenerates its self-signed serving certificate when the files are missing.
+        let _ = std::fs::remove_dir_all(&cert_dir);
+        let ca_path = cert_dir.join("apiserver.crt");
+
+        let (etcd_port, peer_port, api_port) = (free_port()?, free_port()?, free_port()?);
+        let etcd_url = format!("http://127.0.0.1:{etcd_port}");
+        let peer_url = format!("http://127.0.0.1:{peer_port}");
+        let server_url = format!("https://127.0.0.1:{api_port}");
+
+        let etcd_args = vec![
+            "--name=default".to_string(),
+            format!("--data-dir={}", root.join("etcd").display()),
+            format!("--listen-client-urls={etcd_url}"),
+            format!("--advertise-client-urls={etcd_url}"),
+            format!("--listen-peer-urls={peer_url}"),
+            format!("--initial-advertise-peer-urls={peer_url}"),
+            format!("--initial-cluster=default={peer_url}"),
+            // Tests and the demo do not need durability; fsync dominates write latency.
+            "--unsafe-no-fsync=true".to_string(),
+        ];
+        let mut etcd = Server::spawn("etcd", &binaries.etcd, &etcd_args, &root.join("etcd.log"))?;
+
+        let mut apiserver_args = vec![
+            format!("--etcd-servers={etcd_url}"),
+            format!("--secure-port={api_port}"),
+            "--bind-address=127.0.0.1".to_string(),
+            "--advertise-address=127.0.0.1".to_string(),
+            // The `kubernetes` Service's endpoints may not be loopback; nothing here needs them.
+            "--endpoint-reconciler-type=none".to_string(),
+            format!("--cert-dir={}", cert_dir.display()),
+            format!("--token-auth-file={}", tokens.display()),
+            "--authorization-mode=RBAC".to_string(),
+            format!("--service-account-issuer={server_url}"),
+            format!("--service-account-key-file={}", sa_pub.display()),
+            format!("--service-account-signing-key-file={}", sa_key.display()),
+            "--service-cluster-ip-range=10.0.0.0/16".to_string(),
+            // Admission plugins that wait for objects a controller-manager would create.
+            "--disable-admission-plugins=ServiceAccount".to_string(),
+            "--allow-privileged=true".to_string(),
+            "--profiling=false".to_string(),
+        ];
+        apiserver_args.extend(options.extra_apiserver_args.iter().cloned());
+        let mut apiserver = Server::spawn(
+            "kube-apiserver",
+            &binaries.kube_apiserver,
+            &apiserver_args,
+            &root.join("kube-apiserver.log"),
+        )?;
+
+        let admin_yaml =
+            kubeconfig::kubeconfig_yaml(&server_url, &ca_path, ADMIN_USER, &admin_token)?;
+        let deadline = started + options.ready_timeout;
+        let client = wait_until_ready(
+            &mut etcd,
+            &mut apiserver,
+            &ca_path,
+            &admin_yaml,
+            deadline,
+            options.ready_timeout,
+        )
+        .await?;
+        let version = client
+            .apiserver_version()
+            .await
+            .map_err(Error::kube("reading the kube-apiserver version"))?
+            .git_version;
+        if options.install_crds {
+            let remaining = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_secs(5));
+            crds::install(&client, remaining).await?;
+        }
+        kubeconfig::write_atomically(&kubeconfig_path, &admin_yaml)?;
+        let startup = started.elapsed();
+        tracing::info!(%server_url, %version, ?startup, dir = %root.display(), "local control plane ready");
+        Ok(ControlPlane {
+            apiserver,
+            etcd,
+            dir,
+            client,
+            server_url,
+            etcd_url,
+            ca_path,
+            kubeconfig_path,
+            version,
+            startup,
+        })
+    }
+
+    /// A client authenticated as the admin (group `system:masters`). Cheap to clone.
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    /// The admin kubeconfig file (`<state dir>/kubeconfig`), usable by kubectl and by a controller process.
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.kubeconfig_path
+    }
+
+    /// `https://127.0.0.1:<port>` of kube-apiserver.
+    pub fn server_url(&self) -> &str {
+        &self.server_url
+    }
+
+    /// `http://127.0.0.1:<port>` of etcd.
+    pub fn etcd_url(&self) -> &str {
+        &self.etcd_url
+    }
+
+    /// kube-apiserver's gitVersion, e.g. `v1.37.2`.
+    pub fn apiserver_version(&self) -> &str {
+        &self.version
+    }
+
+    /// The directory holding certificates, etcd data, logs (`etcd.log`, `kube-apiserver.log`) and kubeconfigs.
+    pub fn state_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Time from the call to `start` until the API server was ready and the CRDs were Established.
+    pub fn startup_duration(&self) -> Duration {
+        self.startup
+    }
+
+    /// Process ids of (etcd, kube-apiserver).
+    pub fn pids(&self) -> (u32, u32) {
+        (self.etcd.pid(), self.apiserver.pid())
+    }
+
+    /// `Err` naming the server and its log tail if etcd or kube-apiserver has exited.
+    pub fn check_running(&mut self) -> Result<(), Error> {
+        for server in [&mut self.etcd, &mut self.apiserver] {
+            if let Some(status) = server.exit_status() {
+                return Err(server.exited_error(status));
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops both servers now (also done on drop).
+    pub fn stop(&mut self) {
+        self.apiserver.stop();
+        self.etcd.stop();
+    }
+
+    /// Creates a fresh namespace `<prefix>-<unique suffix>` and returns its name. Namespaces never finish
+    /// deleting without a controller-manager, so every test should use its own.
+    pub async fn create_namespace(&self, prefix: &str) -> Result<String, Error> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name = namespace_name(prefix, n, &secrets::random_hex(3)?);
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        Api::<Namespace>::all(self.client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .map_err(Error::kube(format!("creating namespace {name}")))?;
+        Ok(name)
+    }
+
+    /// A client authenticated as ServiceAccount `namespace/name` (created if missing) with a token from the
+    /// TokenRequest API, so that tests can run the controller under the RBAC the project ships.
+    pub async fn service_account_client(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Client, Error> {
+        let yaml = self
+            .service_account_kubeconfig_yaml(namespace, name)
+            .await?;
+        kubeconfig::client_from_yaml(&yaml, &format!("for ServiceAccount {namespace}/{name}")).await
+    }
+
+    /// Like [`Self::service_account_client`] but writes a kubeconfig file (in the state dir) and returns its
+    /// path, for running the controller as a separate process.
+    pub async fn service_account_kubeconfig(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<PathBuf, Error> {
+        let yaml = self
+            .service_account_kubeconfig_yaml(namespace, name)
+            .await?;
+        let path = self
+            .dir
+            .path()
+            .join(format!("kubeconfig-sa-{namespace}-{name}"));
+        kubeconfig::write_atomically(&path, &yaml)?;
+        Ok(path)
+    }
+
+    async fn service_account_kubeconfig_yaml(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<String, Error> {
+        let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), namespace);
+        let sa = ServiceAccount {
+            metadata: ObjectMeta {
+                name: Some(name.to_string()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        match api.create(&PostParams::default(), &sa).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.is_already_exists() => {}
+            Err(e) => {
+                return Err(Error::kube(format!(
+                    "creating ServiceAccount {namespace}/{name}"
+                ))(e));
+            }
+        }
+        let request = TokenRequest {
+            spec: Some(TokenRequestSpec {
+                expiration_seconds: Some(24 * 3600),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let response: TokenRequest = api
+            .create_subresource("token", name, &PostParams::default(), &request)
+            .await
+            .map_err(Error::kube(format!(
+                "requesting a token for ServiceAccount {namespace}/{name}"
+            )))?;
+        let token = response.status.and_then(|s| s.token).unwrap_or_default();
+        let user = format!("system:serviceaccount:{namespace}:{name}");
+        kubeconfig::kubeconfig_yaml(&self.server_url, &self.ca_path, &user, &token)
+    }
+}
+
+/// Polls until the serving certificate exists and `/readyz` answers `ok`; fails fast if a server exits.
+async fn wait_until_ready(
+    etcd: &mut Server,
+    apiserver: &mut Server,
+    ca_path: &Path,
+    admin_yaml: &str,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<Client, Error> {
+    let mut client: Option<Client> = None;
+    let mut last = String::from("no answer yet");
+    loop {
+        for server in [&mut *etcd, &mut *apiserver] {
+            if let Some(status) = server.exit_status() {
+                return Err(server.exited_error(status));
+            }
+        }
+        if client.is_none() && ca_path.metadata().is_ok_and(|m| m.len() > 0) {
+            client = Some(kubeconfig::client_from_yaml(admin_yaml, "for the admin").await?);
+        }
+        if let Some(c) = &client {
+            let request = http::Request::get("/readyz").body(Vec::new());
+            match request {
+                Ok(request) => match c.request_text(request).await {
+                    Ok(body) if body.trim() == "ok" => return Ok(c.clone()),
+                    Ok(body) => last = body,
+                    Err(e) => last = e.to_string(),
+                },
+                Err(e) => last = e.to_string(),
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(Error::NotReady {
+                timeout,
+                last,
+                log: apiserver.log().to_path_buf(),
+                log_tail: process::log_tail(apiserver.log()),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn free_port() -> Result<u16, Error> {
+    let listener =
+        TcpListener::bind("127.0.0.1:0").map_err(Error::io("finding a free port on 127.0.0.1"))?;
+    let port = listener
+        .local_addr()
+        .map_err(Error::io("finding a free port on 127.0.0.1"))?
+        .port();
+    Ok(port)
+}
+
+fn write_private(path: &Path, contents: &str) -> Result<(), Error> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(Error::io(format!("creating {}", path.display())))?;
+    file.write_all(contents.as_bytes())
+        .map_err(Error::io(format!("writing {}", path.display())))
+}
+
+/// `<prefix>-<n>-<suffix>`, a valid DNS label (≤ 63 chars, lowercase alphanumerics and `-`).
+fn namespace_name(prefix: &str, n: u64, suffix: &str) -> String {
+    let mut clean: String = prefix
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let tail = format!("-{n}-{suffix}");
+    clean.truncate(63 - tail.len());
+    let clean = clean.trim_matches('-');
+    let clean = if clean.is_empty() { "test" } else { clean };
+    format!("{clean}{tail}")
+}
+
+/// Removes temp dirs left by test processes that were killed (their servers died with them via PDEATHSIG,
+/// but nothing removed the directory).
+fn remove_stale_temp_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(TEMP_PREFIX)) else {
+            continue;
+        };
+        let Some(pid) = rest
+            .split('-')
+            .next()
+            .and_then(|p| p.parse::<libc::pid_t>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: signal 0 only checks for existence.
+        let alive = unsafe { libc::kill(pid, 0) } == 0
+            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+        if !alive {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespace_names_are_dns_labels() {
+        assert_eq!(
+            namespace_name("Route Test", 3, "abcdef"),
+            "route-test-3-abcdef"
+        );
+        assert_eq!(namespace_name("--", 0, "aa"), "test-0-aa");
+        let long = namespace_name(&"x".repeat(100), 12, "abcdef");
+        assert!(long.len() <= 63, "{long}");
+        assert!(long.ends_with("-12-abcdef"));
+    }
+}

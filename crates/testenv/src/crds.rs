@@ -1,0 +1,112 @@
+//! Installs the CustomResourceDefinitions the project works with: the Route CRD (from the Rust types) and
+//! the Istio CRDs shipped as test data, through the API (not kubectl), and waits until they are Established.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Client, CustomResourceExt};
+use serde::Deserialize;
+
+use crate::Error;
+
+/// The Istio CRDs (copied from ../shared/crds/istio.yaml).
+const ISTIO_CRDS: &str = include_str!("../../../testdata/istio-crds.yaml");
+const ISTIO_CRDS_FILE: &str = "testdata/istio-crds.yaml";
+const FIELD_MANAGER: &str = "cfnet-testenv";
+
+/// All CRDs to install: the Route CRD first, then the Istio ones.
+pub fn all_crds() -> Result<Vec<CustomResourceDefinition>, Error> {
+    let mut crds = vec![cfnet_api::Route::crd()];
+    for document in serde_yaml_ng::Deserializer::from_str(ISTIO_CRDS) {
+        let value = serde_yaml_ng::Value::deserialize(document).map_err(|e| Error::TestData {
+            file: ISTIO_CRDS_FILE,
+            message: e.to_string(),
+        })?;
+        if value.is_null() {
+            continue;
+        }
+        let crd: CustomResourceDefinition =
+            serde_yaml_ng::from_value(value).map_err(|e| Error::TestData {
+                file: ISTIO_CRDS_FILE,
+                message: e.to_string(),
+            })?;
+        crds.push(crd);
+    }
+    Ok(crds)
+}
+
+/// Server-side applies every CRD and waits until all are Established.
+pub(crate) async fn install(client: &Client, timeout: Duration) -> Result<Vec<String>, Error> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let mut names = Vec::new();
+    for crd in all_crds()? {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        api.patch(&name, &params, &Patch::Apply(&crd))
+            .await
+            .map_err(Error::kube(format!(
+                "installing CustomResourceDefinition {name}"
+            )))?;
+        names.push(name);
+    }
+    let deadline = Instant::now() + timeout;
+    let mut pending = names.clone();
+    while !pending.is_empty() {
+        let mut still = Vec::new();
+        for name in pending {
+            let crd = api.get(&name).await.map_err(Error::kube(format!(
+                "reading CustomResourceDefinition {name}"
+            )))?;
+            if !is_established(&crd) {
+                still.push(name);
+            }
+        }
+        pending = still;
+        if pending.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(Error::CrdsNotEstablished {
+                timeout,
+                names: pending,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    Ok(names)
+}
+
+fn is_established(crd: &CustomResourceDefinition) -> bool {
+    crd.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|conds| {
+            conds
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_data_holds_the_route_and_the_istio_crds() {
+        let names: Vec<String> = all_crds()
+            .unwrap()
+            .into_iter()
+            .map(|c| c.metadata.name.unwrap())
+            .collect();
+        assert_eq!(names[0], "routes.networking.cloudfoundry.org");
+        assert!(
+            names.contains(&"virtualservices.networking.istio.io".to_string()),
+            "{names:?}"
+        );
+        assert!(
+            names.contains(&"gateways.networking.istio.io".to_string()),
+            "{names:?}"
+        );
+    }
+}
