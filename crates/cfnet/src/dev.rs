@@ -1,14 +1,138 @@
-//! `cfnet dev` (not implemented yet).
+//! `cfnet dev`: the local control plane (etcd + kube-apiserver on loopback) for trying cfnet and for tests.
+//!
+//! - `cfnet dev install` puts etcd and kube-apiserver into the cache directory and prints source, version and
+//!   directory;
+//! - `cfnet dev up --state-dir DIR` runs them in the foreground, writes DIR/kubeconfig once the API server is
+//!   ready and the CRDs are Established, and stops everything on SIGINT/SIGTERM.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
+
+use cfnet_testenv::{ControlPlane, Options};
+use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
-    /// Install etcd and kube-apiserver into the cache directory.
+    /// Install etcd and kube-apiserver into the cache directory ($CFNET_CACHE_DIR/bin, default
+    /// ~/.cache/cfnet/bin); reuses what is already there.
     Install,
+    /// Run etcd + kube-apiserver on 127.0.0.1 in the foreground (Route and Istio CRDs installed); writes
+    /// DIR/kubeconfig once ready. Stop with Ctrl-C (SIGINT) or SIGTERM.
+    Up(UpArgs),
 }
 
-pub fn run(_cmd: Command) -> ExitCode {
-    eprintln!("cfnet dev: not implemented yet");
-    ExitCode::from(2)
+#[derive(clap::Args)]
+pub struct UpArgs {
+    /// Directory for etcd data, certificates, logs and the admin kubeconfig (created if missing; kept on exit).
+    #[arg(long, value_name = "DIR")]
+    state_dir: PathBuf,
+}
+
+pub fn run(cmd: Command) -> ExitCode {
+    match cmd {
+        Command::Install => install(),
+        Command::Up(args) => up(args),
+    }
+}
+
+fn install() -> ExitCode {
+    match cfnet_testenv::install::install() {
+        Ok(report) => {
+            println!(
+                "cfnet dev install: etcd and kube-apiserver {} (source: {}) are in {}",
+                report.version,
+                report.source,
+                report.dir.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cfnet dev install: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn up(args: UpArgs) -> ExitCode {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                // kube logs every 500 of /readyz while the server warms up: noise here.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,kube_client=off")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cfnet dev up: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(up_async(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("cfnet dev up: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn up_async(args: UpArgs) -> Result<(), String> {
+    let mut sigint =
+        signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
+    let mut sigterm =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
+    let options = Options {
+        state_dir: Some(args.state_dir.clone()),
+        ..Options::default()
+    };
+    eprintln!(
+        "cfnet dev up: starting etcd and kube-apiserver in {}",
+        args.state_dir.display()
+    );
+    // A signal during start-up drops the half-started control plane, which stops its servers.
+    let mut cp = tokio::select! {
+        started = ControlPlane::start_with(options) => started.map_err(|e| e.to_string())?,
+        _ = sigint.recv() => { eprintln!("cfnet dev up: interrupted during start-up; stopped"); return Ok(()) }
+        _ = sigterm.recv() => { eprintln!("cfnet dev up: terminated during start-up; stopped"); return Ok(()) }
+    };
+    let kubeconfig = cp.kubeconfig_path().display().to_string();
+    println!(
+        "cfnet dev up: kube-apiserver {} ready at {} in {:.1} s (Route and Istio CRDs installed)\n\
+         \n  export KUBECONFIG={kubeconfig}\n  kubectl get routes,virtualservices,services -A\n  \
+         cfnet controller   # in another shell, with the same KUBECONFIG\n\n\
+         logs: {dir}/kube-apiserver.log, {dir}/etcd.log\n\
+         Stop with Ctrl-C.",
+        cp.apiserver_version(),
+        cp.server_url(),
+        cp.startup_duration().as_secs_f64(),
+        dir = cp.state_dir().display(),
+    );
+    let mut health = tokio::time::interval(Duration::from_millis(500));
+    let outcome = loop {
+        tokio::select! {
+            _ = sigint.recv() => break Ok("SIGINT"),
+            _ = sigterm.recv() => break Ok("SIGTERM"),
+            _ = health.tick() => {
+                if let Err(e) = cp.check_running() {
+                    break Err(e.to_string());
+                }
+            }
+        }
+    };
+    // The kubeconfig points at ports that are about to close.
+    let _ = std::fs::remove_file(cp.kubeconfig_path());
+    cp.stop();
+    match outcome {
+        Ok(signal) => {
+            eprintln!("cfnet dev up: {signal} received; etcd and kube-apiserver stopped");
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
 }
