@@ -1,1 +1,85 @@
+//! `cfnet bench`: upstream's RouteController stress test (reference §4.2), extended, against a real local
+//! control plane, with the controller running as a separate process from the release binary.
+//!
+//! Phases (reported in this order; steady state runs right after bulk add, while the N routes are
+//! programmed): bulk add of N routes to a cold controller, 100 one-at-a-time adds, updates and deletes,
+//! bulk delete, 1,000 routes over 50 shared FQDNs with 200 random updates, and 60 s of steady state. The
+//! bare-client limit (see [`baseline`]) runs last, with the controller stopped.
 
+pub mod baseline;
+pub mod error;
+pub mod observe;
+pub mod plot;
+pub mod process;
+pub mod procfs;
+pub mod prom;
+pub mod results;
+pub mod routes;
+pub mod scenario;
+pub mod stats;
+
+use std::path::PathBuf;
+
+pub use error::BenchError;
+pub use results::Results;
+
+/// Gateway the benchmark's controller binds external routes to (the Istio CRDs are present, Istio is not).
+pub const GATEWAY: &str = "cf-system/istio-ingressgateway";
+
+/// What to run. [`Config::new`] gives the sizes; `quick` shrinks them for CI.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// N: routes of the bulk phases and of the steady state.
+    pub routes: usize,
+    pub quick: bool,
+    pub out: PathBuf,
+    /// The `cfnet` binary whose `controller` subcommand is measured.
+    pub controller_exe: PathBuf,
+    /// The command line, for the report.
+    pub command: String,
+    /// Routes added, updated and deleted one at a time.
+    pub one_by_one: usize,
+    pub shared_routes: usize,
+    pub shared_fqdns: usize,
+    pub shared_updates: usize,
+    pub steady_seconds: u64,
+    /// `RESYNC_INTERVAL` given to the controller: shorter than the steady state, so that a resync happens
+    /// inside it and must not write.
+    pub resync_seconds: u64,
+    /// In-flight requests of the bare client (= the controller's workers) and of route creation.
+    pub concurrency: usize,
+}
+
+impl Config {
+    pub fn new(routes: usize, quick: bool, out: PathBuf, controller_exe: PathBuf) -> Self {
+        Config {
+            routes,
+            quick,
+            out,
+            controller_exe,
+            command: String::new(),
+            one_by_one: 100,
+            shared_routes: if quick { 200 } else { 1000 },
+            shared_fqdns: 50,
+            shared_updates: 200,
+            steady_seconds: if quick { 10 } else { 60 },
+            resync_seconds: if quick { 5 } else { 30 },
+            concurrency: cfnet_controller::Config::new(GATEWAY).workers,
+        }
+    }
+}
+
+/// Starts a fresh local control plane, runs every phase, writes results.json, report.md and latency.svg
+/// into `config.out`, and returns the results. Any phase that does not complete, or whose object counts
+/// are wrong, is an error.
+pub async fn run(config: &Config) -> Result<Results, BenchError> {
+    let control_plane =
+        cfnet_testenv::ControlPlane::start()
+            .await
+            .map_err(|e| BenchError::ControlPlane {
+                detail: e.to_string(),
+            })?;
+    let results = scenario::run(&control_plane, config).await?;
+    results::write_all(&results, &config.out)?;
+    Ok(results)
+}

@@ -1,11 +1,80 @@
-//! `cfnet bench` (not implemented yet).
+//! `cfnet bench [--routes N] [--quick] --out DIR`: the stress benchmark (crate cfnet-bench).
+//!
+//! The controller under test is this same binary's `controller` subcommand, started as a separate
+//! process, so `target/release/cfnet bench` measures `target/release/cfnet controller`:
+//! build with `cargo build --release -p cfnet` first.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(clap::Args)]
-pub struct Args {}
+use anyhow::Context;
 
-pub fn run(_args: Args) -> ExitCode {
-    eprintln!("cfnet bench: not implemented yet");
-    ExitCode::from(2)
+#[derive(clap::Args)]
+pub struct Args {
+    /// N: routes of the bulk add, bulk delete and steady-state phases (the sizes: 1000 and 10000).
+    #[arg(long, default_value_t = 1000)]
+    routes: usize,
+    /// CI mode: N = 200 (unless --routes is given), 200 shared-FQDN routes, 10 s steady state. Checks that
+    /// every phase completes with the right object counts; timings are reported, not judged.
+    #[arg(long)]
+    quick: bool,
+    /// Directory for results.json, report.md, latency.svg and controller.log (created if missing).
+    #[arg(long)]
+    out: PathBuf,
+    /// The binary whose `controller` subcommand is measured (default: this binary).
+    #[arg(long)]
+    controller_bin: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    crate_logging();
+    match bench(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cfnet bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn crate_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn bench(args: Args) -> anyhow::Result<()> {
+    let routes_given = std::env::args().any(|a| a == "--routes" || a.starts_with("--routes="));
+    let routes = if args.quick && !routes_given {
+        200
+    } else {
+        args.routes
+    };
+    anyhow::ensure!(routes > 0, "--routes must be at least 1");
+    let exe = match args.controller_bin {
+        Some(p) => p,
+        None => std::env::current_exe()
+            .context("cannot find this binary's path to run `controller` from")?,
+    };
+    let mut config = cfnet_bench::Config::new(routes, args.quick, args.out.clone(), exe);
+    config.command = std::env::args().collect::<Vec<_>>().join(" ");
+    if cfg!(debug_assertions) {
+        tracing::warn!(
+            "this is a debug build: timings are not representative (use cargo build --release)"
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let results = runtime.block_on(cfnet_bench::run(&config))?;
+    print!("{}", results.report_markdown());
+    eprintln!(
+        "cfnet bench: wrote {}/results.json, report.md, latency.svg and controller.log",
+        args.out.display()
+    );
+    Ok(())
 }

@@ -1,0 +1,162 @@
+//! The physical limit: a bare client that issues exactly the writes the controller must make for a bulk
+//! add — per route a finalizer JSON patch, a server-side apply of its Service and of its VirtualService,
+//! and a status merge patch — with the controller's concurrency and no controller logic (no watches, no
+//! index, no diffing). The payloads come from the same translation the controller uses, so the API server
+//! does the same work per request.
+
+use std::time::Duration;
+
+use cfnet_api::{FINALIZER, READY, Route};
+use cfnet_translate::Settings;
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use tokio::time::Instant;
+
+use crate::error::BenchError;
+use crate::observe::virtual_service_resource;
+use crate::routes;
+
+/// Field manager of the baseline's applies (the controller's own, so the API server's managed-fields
+/// bookkeeping is the same).
+const FIELD_MANAGER: &str = "cfnet-routecontroller";
+
+/// What the bare client did.
+#[derive(Clone, Copy, Debug)]
+pub struct BaselineRun {
+    pub seconds: f64,
+    pub writes: usize,
+}
+
+struct Work {
+    name: String,
+    service: Service,
+    virtual_service: DynamicObject,
+    generation: i64,
+}
+
+/// Creates `count` routes in `namespace` (not timed), then times the writes.
+pub async fn run(
+    client: &Client,
+    namespace: &str,
+    count: usize,
+    concurrency: usize,
+    gateway: &str,
+) -> Result<BaselineRun, BenchError> {
+    let api: Api<Route> = Api::namespaced(client.clone(), namespace);
+    let created: Vec<Route> = futures::stream::iter(0..count)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                let route =
+                    routes::route(namespace, "baseline", i, &routes::path("baseline", "", i));
+                api.create(&PostParams::default(), &route)
+                    .await
+                    .map_err(BenchError::kube(format!(
+                        "creating baseline route {}",
+                        route.name_any()
+                    )))
+            }
+        })
+        .buffer_unordered(concurrency.max(1) * 4)
+        .try_collect()
+        .await?;
+
+    let settings = Settings {
+        gateway: gateway.to_string(),
+    };
+    let mut work = Vec::with_capacity(created.len());
+    for route in &created {
+        let name = route.name_any();
+        let translation = cfnet_translate::translate(std::slice::from_ref(route), &settings);
+        let (Some(service), Some(vs), true) = (
+            translation.services.first(),
+            translation.virtual_services.first(),
+            translation.services.len() == 1 && translation.virtual_services.len() == 1,
+        ) else {
+            return Err(BenchError::Baseline {
+                detail: format!(
+                    "translating route {namespace}/{name} gave {} Services and {} VirtualServices, expected 1 \
+                     and 1 (problems: {:?}); fix the route template or cfnet-translate",
+                    translation.services.len(),
+                    translation.virtual_services.len(),
+                    translation.problems
+                ),
+            });
+        };
+        let vs_value = serde_json::to_value(vs).map_err(|e| BenchError::Baseline {
+            detail: format!("cannot serialise the VirtualService of route {name}: {e}"),
+        })?;
+        let virtual_service: DynamicObject =
+            serde_json::from_value(vs_value).map_err(|e| BenchError::Baseline {
+                detail: format!("cannot convert the VirtualService of route {name}: {e}"),
+            })?;
+        work.push(Work {
+            name,
+            service: service.clone(),
+            virtual_service,
+            generation: route.metadata.generation.unwrap_or(1),
+        });
+    }
+
+    let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+    let virtual_services: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &virtual_service_resource());
+    let apply = PatchParams::apply(FIELD_MANAGER).force();
+    let plain = PatchParams::default();
+    let finalizer: json_patch::Patch = serde_json::from_value(serde_json::json!([
+        {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]}
+    ]))
+    .map_err(|e| BenchError::Baseline {
+        detail: format!("cannot build the finalizer patch: {e}"),
+    })?;
+
+    let start = Instant::now();
+    futures::stream::iter(work)
+        .map(|w| {
+            let (api, services, virtual_services) = (api.clone(), services.clone(), virtual_services.clone());
+            let (apply, plain, finalizer) = (&apply, &plain, &finalizer);
+            async move {
+                let doing = |what: &str| format!("baseline: {what} of route {namespace}/{}", w.name);
+                api.patch(&w.name, plain, &Patch::Json::<()>(finalizer.clone()))
+                    .await
+                    .map_err(BenchError::kube(doing("finalizer patch")))?;
+                let service_name = w.service.name_any();
+                services
+                    .patch(&service_name, apply, &Patch::Apply(&w.service))
+                    .await
+                    .map_err(BenchError::kube(doing("Service apply")))?;
+                let vs_name = w.virtual_service.name_any();
+                virtual_services
+                    .patch(&vs_name, apply, &Patch::Apply(&w.virtual_service))
+                    .await
+                    .map_err(BenchError::kube(doing("VirtualService apply")))?;
+                let status = serde_json::json!({"status": {"conditions": [{
+                    "type": READY,
+                    "status": "True",
+                    "reason": "Programmed",
+                    "message": format!("programmed into VirtualService {vs_name}"),
+                    "lastTransitionTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    "observedGeneration": w.generation,
+                }]}});
+                api.patch_status(&w.name, plain, &Patch::Merge(&status))
+                    .await
+                    .map_err(BenchError::kube(doing("status patch")))?;
+                Ok::<(), BenchError>(())
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .try_collect::<Vec<()>>()
+        .await?;
+    let seconds = start.elapsed().as_secs_f64();
+    Ok(BaselineRun {
+        seconds,
+        writes: created.len() * 4,
+    })
+}
+
+/// How long a baseline may take before we call it stuck.
+pub fn timeout(count: usize) -> Duration {
+    Duration::from_secs(120 + count as u64 / 10)
+}
