@@ -13,6 +13,7 @@ ETCD_VERSION="${CFNET_ETCD_VERSION:-3.6.16}"
 CACHE="${CFNET_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cfnet}"
 BIN="$CACHE/bin"
 log() { echo "install-control-plane: $*" >&2; }
+SCRIPT_DIR="$(cd "$(dirname "$0")" && pwd)"   # the build steps cd elsewhere
 
 if [[ -n "${KUBEBUILDER_ASSETS:-}" && -x "$KUBEBUILDER_ASSETS/etcd" && -x "$KUBEBUILDER_ASSETS/kube-apiserver" ]]; then
   echo "source=KUBEBUILDER_ASSETS version=$("$KUBEBUILDER_ASSETS/kube-apiserver" --version 2>/dev/null | awk '{print $2}') dir=$KUBEBUILDER_ASSETS"
@@ -89,6 +90,12 @@ GO
   mv "$BIN/etcd.tmp" "$BIN/etcd"
 }
 
+if [[ -x "$BIN/etcd" && -x "$BIN/kube-apiserver" ]]; then
+  # SOURCE records how the cache was filled (go-modules or debian).
+  echo "source=cache/$(cat "$BIN/SOURCE" 2>/dev/null || echo unknown) version=$("$BIN/kube-apiserver" --version 2>/dev/null | awk '{print $2}') dir=$BIN"
+  exit 0
+fi
+
 source_used=go-modules
 if [[ ! -x "$BIN/etcd" ]]; then
   build_etcd || { log "etcd build from Go modules failed"; source_used=failed; }
@@ -102,9 +109,10 @@ fi
 
 if [[ "$source_used" == failed ]]; then
   log "falling back to Debian packages (etcd-server, kubernetes 1.20.2 source)"
-  "$(dirname "$0")/install-control-plane-debian.sh" "$BIN"
+  bash "$SCRIPT_DIR/install-control-plane-debian.sh" "$BIN"
   source_used=debian
 fi
 
+echo "$source_used" > "$BIN/SOURCE"
 version="$("$BIN/kube-apiserver" --version 2>/dev/null | awk '{print $2}')"
 echo "source=$source_used version=$version dir=$BIN"

@@ -7,7 +7,7 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(
-        "{binary} not found (looked in: {searched}); install it with `cfnet dev install` \
+        "{binary} not found (looked in: {searched}); install with `cfnet dev install` \
          (or scripts/install-control-plane.sh), or point $KUBEBUILDER_ASSETS at a directory holding \
          etcd and kube-apiserver"
     )]
@@ -23,7 +23,7 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    #[error("could not start {binary} ({path}): {source}; reinstall it with `cfnet dev install`")]
+    #[error("could not start {binary} ({path}): {source}; reinstall with `cfnet dev install`")]
     Spawn {
         binary: &'static str,
         path: PathBuf,
