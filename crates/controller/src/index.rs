@@ -1,0 +1,530 @@
+//! The in-memory index every reconcile reads: Routes grouped by (namespace, FQDN), the cross-FQDN claims,
+//! and the cached children (Services, VirtualServices) with a secondary index by FQDN.
+//!
+//! One index under one lock instead of kube's reflector `Store`s: the reconcile needs secondary indexes
+//! (routes by FQDN, claim holders, Services by FQDN, VirtualService name → FQDN) that must move together
+//! with the primary maps, and `Store` has no secondary indexes. The watch tasks (watch.rs) feed it with
+//! the same Init / InitApply / InitDone semantics a reflector has.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use cfnet_api::{FQDN_ANNOTATION, ROUTE_FQDN_ANNOTATION, Route};
+use cfnet_translate::{
+    ClaimIndex, Claims, FqdnKey, FqdnTranslation, Settings, translate_fqdn, virtual_service_name,
+};
+use k8s_openapi::api::core::v1::Service;
+use kube::ResourceExt;
+use kube::api::DynamicObject;
+
+use crate::children::{is_ours, owner_route_names};
+
+/// (namespace, name)
+pub type ObjId = (String, String);
+
+fn obj_id<K: ResourceExt>(obj: &K) -> ObjId {
+    (obj.namespace().unwrap_or_default(), obj.name_any())
+}
+
+/// Everything one reconcile of a key reads, taken under the lock in one go.
+pub struct Snapshot {
+    /// All Routes of the key, including those being deleted, ordered by name.
+    pub routes: Vec<Arc<Route>>,
+    /// Translation of the key's live (not deleting) Routes.
+    pub translation: FqdnTranslation,
+    /// Cached Services that carry this FQDN or are desired by it, by name.
+    pub services: BTreeMap<String, Arc<Service>>,
+    /// The cached object named vs-<hash(fqdn)>, ours or not.
+    pub virtual_service: Option<Arc<DynamicObject>>,
+}
+
+#[derive(Default)]
+pub struct Index {
+    routes: HashMap<FqdnKey, BTreeMap<String, Arc<Route>>>,
+    route_keys: HashMap<ObjId, FqdnKey>,
+    /// Destination guid and external FQDN claims, oldest first.
+    claims: ClaimIndex,
+    /// (namespace, vs-<hash>) → key, for every key that has Routes (maps a foreign VS to its key).
+    vs_names: HashMap<ObjId, FqdnKey>,
+    services: HashMap<ObjId, Arc<Service>>,
+    services_by_key: HashMap<FqdnKey, BTreeSet<String>>,
+    virtual_services: HashMap<ObjId, Arc<DynamicObject>>,
+    owned_services: usize,
+    owned_virtual_services: usize,
+}
+
+impl Claims for Index {
+    fn destination_holder(&self, namespace: &str, guid: &str) -> Option<&str> {
+        self.claims.destination_holder(namespace, guid)
+    }
+
+    fn external_fqdn_holder(&self, fqdn: &str) -> Option<&str> {
+        self.claims.external_fqdn_holder(fqdn)
+    }
+}
+
+fn route_key(route: &Route) -> FqdnKey {
+    FqdnKey {
+        namespace: route.namespace().unwrap_or_default(),
+        fqdn: route.spec.fqdn(),
+    }
+}
+
+/// Does a change from `old` to `new` matter to the translation or the finalizer flow? Status-only and
+/// finalizer-only updates (our own patches among them) do not enqueue the key again.
+fn route_changed(old: &Route, new: &Route) -> bool {
+    old.spec != new.spec
+        || old.metadata.labels != new.metadata.labels
+        || old.metadata.deletion_timestamp != new.metadata.deletion_timestamp
+        || old.metadata.uid != new.metadata.uid
+        || old.metadata.generation != new.metadata.generation
+}
+
+fn annotation_key<K: ResourceExt>(obj: &K, annotation: &str) -> Option<FqdnKey> {
+    let fqdn = obj.annotations().get(annotation)?;
+    Some(FqdnKey {
+        namespace: obj.namespace().unwrap_or_default(),
+        fqdn: fqdn.clone(),
+    })
+}
+
+impl Index {
+    // ---- Routes -------------------------------------------------------------------------------
+
+    /// Adds or replaces a Route; returns the keys to reconcile (old and new FQDN, and the keys whose
+    /// claim holder changed).
+    pub fn apply_route(&mut self, route: Route) -> BTreeSet<FqdnKey> {
+        let id = obj_id(&route);
+        let mut affected = BTreeSet::new();
+        if let Some(old) = self.route(&id)
+            && !route_changed(&old, &route)
+        {
+            // Keep the newest object (status, finalizers) without re-enqueueing.
+            let key = route_key(&route);
+            if let Some(group) = self.routes.get_mut(&key) {
+                group.insert(id.1.clone(), Arc::new(route));
+            }
+            return affected;
+        }
+        self.remove_route(&id, &mut affected);
+        let key = route_key(&route);
+        self.claim(&route, &mut affected);
+        let group = self.routes.entry(key.clone()).or_default();
+        if group.is_empty() {
+            self.vs_names.insert(
+                (key.namespace.clone(), virtual_service_name(&key.fqdn)),
+                key.clone(),
+            );
+        }
+        group.insert(id.1.clone(), Arc::new(route));
+        self.route_keys.insert(id, key.clone());
+        affected.insert(key);
+        affected
+    }
+
+    pub fn delete_route(&mut self, id: &ObjId) -> BTreeSet<FqdnKey> {
+        let mut affected = BTreeSet::new();
+        self.remove_route(id, &mut affected);
+        affected
+    }
+
+    fn route(&self, id: &ObjId) -> Option<Arc<Route>> {
+        let key = self.route_keys.get(id)?;
+        self.routes.get(key)?.get(&id.1).cloned()
+    }
+
+    fn remove_route(&mut self, id: &ObjId, affected: &mut BTreeSet<FqdnKey>) {
+        let Some(key) = self.route_keys.remove(id) else {
+            return;
+        };
+        let Some(group) = self.routes.get_mut(&key) else {
+            return;
+        };
+        let old = group.remove(&id.1);
+        if group.is_empty() {
+            self.routes.remove(&key);
+            self.vs_names
+                .remove(&(key.namespace.clone(), virtual_service_name(&key.fqdn)));
+        }
+        if let Some(old) = old {
+            self.unclaim(&old, affected);
+        }
+        affected.insert(key);
+    }
+
+    /// A live route claims its destination guids and external FQDN (the translation core's
+    /// `ClaimIndex` decides what a valid claim is); a route being deleted claims nothing, so the next
+    /// claimant takes over at once.
+    fn claim(&mut self, route: &Route, affected: &mut BTreeSet<FqdnKey>) {
+        if route.metadata.deletion_timestamp.is_none() {
+            affected.extend(self.claims.insert(route));
+        } else {
+            affected.extend(
+                self.claims
+                    .remove(&route.namespace().unwrap_or_default(), &route.name_any()),
+            );
+        }
+    }
+
+    fn unclaim(&mut self, route: &Route, affected: &mut BTreeSet<FqdnKey>) {
+        affected.extend(
+            self.claims
+                .remove(&route.namespace().unwrap_or_default(), &route.name_any()),
+        );
+    }
+
+    /// Replaces the Routes in `scope` (a namespace, or all) after a (re-)list.
+    pub fn replace_routes(&mut self, scope: Option<&str>, routes: Vec<Route>) -> BTreeSet<FqdnKey> {
+        let listed: BTreeSet<ObjId> = routes.iter().map(obj_id).collect();
+        let gone: Vec<ObjId> = self
+            .route_keys
+            .keys()
+            .filter(|id| scope.is_none_or(|ns| id.0 == ns) && !listed.contains(*id))
+            .cloned()
+            .collect();
+        let mut affected = BTreeSet::new();
+        for id in gone {
+            self.remove_route(&id, &mut affected);
+        }
+        for r in routes {
+            affected.extend(self.apply_route(r));
+        }
+        affected
+    }
+
+    // ---- Services -----------------------------------------------------------------------------
+
+    fn service_keys(&self, svc: &Service, out: &mut BTreeSet<FqdnKey>) {
+        out.extend(annotation_key(svc, ROUTE_FQDN_ANNOTATION));
+        let ns = svc.namespace().unwrap_or_default();
+        for owner in owner_route_names(&svc.metadata) {
+            if let Some(k) = self.route_keys.get(&(ns.clone(), owner.to_string())) {
+                out.insert(k.clone());
+            }
+        }
+    }
+
+    pub fn apply_service(&mut self, svc: Service) -> BTreeSet<FqdnKey> {
+        let id = obj_id(&svc);
+        let mut affected = BTreeSet::new();
+        if let Some(old) = self.services.get(&id)
+            && old.metadata.resource_version == svc.metadata.resource_version
+        {
+            return affected;
+        }
+        self.remove_service(&id, &mut affected);
+        self.service_keys(&svc, &mut affected);
+        if let Some(k) = annotation_key(&svc, ROUTE_FQDN_ANNOTATION) {
+            self.services_by_key
+                .entry(k)
+                .or_default()
+                .insert(id.1.clone());
+        }
+        if is_ours(&svc.metadata) {
+            self.owned_services += 1;
+        }
+        self.services.insert(id, Arc::new(svc));
+        affected
+    }
+
+    pub fn delete_service(&mut self, id: &ObjId) -> BTreeSet<FqdnKey> {
+        let mut affected = BTreeSet::new();
+        self.remove_service(id, &mut affected);
+        affected
+    }
+
+    fn remove_service(&mut self, id: &ObjId, affected: &mut BTreeSet<FqdnKey>) {
+        let Some(old) = self.services.remove(id) else {
+            return;
+        };
+        self.service_keys(&old, affected);
+        if let Some(k) = annotation_key(old.as_ref(), ROUTE_FQDN_ANNOTATION)
+            && let Some(names) = self.services_by_key.get_mut(&k)
+        {
+            names.remove(&id.1);
+            if names.is_empty() {
+                self.services_by_key.remove(&k);
+            }
+        }
+        if is_ours(&old.metadata) {
+            self.owned_services -= 1;
+        }
+    }
+
+    pub fn replace_services(
+        &mut self,
+        scope: Option<&str>,
+        services: Vec<Service>,
+    ) -> BTreeSet<FqdnKey> {
+        let listed: BTreeSet<ObjId> = services.iter().map(obj_id).collect();
+        let gone: Vec<ObjId> = self
+            .services
+            .keys()
+            .filter(|id| scope.is_none_or(|ns| id.0 == ns) && !listed.contains(*id))
+            .cloned()
+            .collect();
+        let mut affected = BTreeSet::new();
+        for id in gone {
+            self.remove_service(&id, &mut affected);
+        }
+        for s in services {
+            affected.extend(self.apply_service(s));
+        }
+        affected
+    }
+
+    // ---- VirtualServices ----------------------------------------------------------------------
+
+    fn virtual_service_keys(&self, vs: &DynamicObject, out: &mut BTreeSet<FqdnKey>) {
+        out.extend(annotation_key(vs, FQDN_ANNOTATION));
+        if let Some(k) = self.vs_names.get(&obj_id(vs)) {
+            out.insert(k.clone());
+        }
+    }
+
+    pub fn apply_virtual_service(&mut self, vs: DynamicObject) -> BTreeSet<FqdnKey> {
+        let id = obj_id(&vs);
+        let mut affected = BTreeSet::new();
+        if let Some(old) = self.virtual_services.get(&id)
+            && old.metadata.resource_version == vs.metadata.resource_version
+        {
+            return affected;
+        }
+        self.remove_virtual_service(&id, &mut affected);
+        self.virtual_service_keys(&vs, &mut affected);
+        if is_ours(&vs.metadata) {
+            self.owned_virtual_services += 1;
+        }
+        self.virtual_services.insert(id, Arc::new(vs));
+        affected
+    }
+
+    pub fn delete_virtual_service(&mut self, id: &ObjId) -> BTreeSet<FqdnKey> {
+        let mut affected = BTreeSet::new();
+        self.remove_virtual_service(id, &mut affected);
+        affected
+    }
+
+    fn remove_virtual_service(&mut self, id: &ObjId, affected: &mut BTreeSet<FqdnKey>) {
+        let Some(old) = self.virtual_services.remove(id) else {
+            return;
+        };
+        self.virtual_service_keys(&old, affected);
+        if is_ours(&old.metadata) {
+            self.owned_virtual_services -= 1;
+        }
+    }
+
+    pub fn replace_virtual_services(
+        &mut self,
+        scope: Option<&str>,
+        objects: Vec<DynamicObject>,
+    ) -> BTreeSet<FqdnKey> {
+        let listed: BTreeSet<ObjId> = objects.iter().map(obj_id).collect();
+        let gone: Vec<ObjId> = self
+            .virtual_services
+            .keys()
+            .filter(|id| scope.is_none_or(|ns| id.0 == ns) && !listed.contains(*id))
+            .cloned()
+            .collect();
+        let mut affected = BTreeSet::new();
+        for id in gone {
+            self.remove_virtual_service(&id, &mut affected);
+        }
+        for o in objects {
+            affected.extend(self.apply_virtual_service(o));
+        }
+        affected
+    }
+
+    // ---- Reads --------------------------------------------------------------------------------
+
+    /// Every key the index knows: FQDNs with Routes and FQDNs named by cached children (orphans).
+    pub fn all_keys(&self) -> BTreeSet<FqdnKey> {
+        let mut keys: BTreeSet<FqdnKey> = self.routes.keys().cloned().collect();
+        keys.extend(self.services_by_key.keys().cloned());
+        for vs in self.virtual_services.values() {
+            if is_ours(&vs.metadata) {
+                keys.extend(annotation_key(vs.as_ref(), FQDN_ANNOTATION));
+            }
+        }
+        keys
+    }
+
+    /// Owned (Service, VirtualService) counts.
+    pub fn owned_counts(&self) -> (usize, usize) {
+        (self.owned_services, self.owned_virtual_services)
+    }
+
+    pub fn service(&self, namespace: &str, name: &str) -> Option<Arc<Service>> {
+        self.services
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    pub fn snapshot(&self, key: &FqdnKey, settings: &Settings) -> Snapshot {
+        let routes: Vec<Arc<Route>> = self
+            .routes
+            .get(key)
+            .map(|g| g.values().cloned().collect())
+            .unwrap_or_default();
+        let live: Vec<&Route> = routes
+            .iter()
+            .map(Arc::as_ref)
+            .filter(|r| r.metadata.deletion_timestamp.is_none())
+            .collect();
+        let translation = translate_fqdn(key, &live, self, settings);
+        let mut services = BTreeMap::new();
+        let names = self.services_by_key.get(key).into_iter().flatten().cloned();
+        let desired = translation
+            .services
+            .iter()
+            .filter_map(|s| s.metadata.name.clone());
+        for name in names.chain(desired) {
+            if let Some(s) = self.service(&key.namespace, &name) {
+                services.insert(name, s);
+            }
+        }
+        let virtual_service = self
+            .virtual_services
+            .get(&(key.namespace.clone(), virtual_service_name(&key.fqdn)))
+            .cloned();
+        Snapshot {
+            routes,
+            translation,
+            services,
+            virtual_service,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn route(ns: &str, name: &str, host: &str, created: &str, guids: &[&str]) -> Route {
+        let dests: Vec<_> = guids
+            .iter()
+            .map(|g| {
+                json!({"guid": g, "port": 8080, "app": {"guid": "a", "process": {"type": "web"}},
+                            "selector": {"matchLabels": {}}})
+            })
+            .collect();
+        serde_json::from_value(json!({
+            "apiVersion": "networking.cloudfoundry.org/v1alpha1", "kind": "Route",
+            "metadata": {"namespace": ns, "name": name, "creationTimestamp": created, "uid": format!("{name}-uid")},
+            "spec": {"host": host, "url": format!("{host}.apps.example.com"),
+                     "domain": {"name": "apps.example.com", "internal": false}, "destinations": dests}
+        }))
+        .unwrap()
+    }
+
+    fn key(ns: &str, host: &str) -> FqdnKey {
+        FqdnKey {
+            namespace: ns.into(),
+            fqdn: format!("{host}.apps.example.com"),
+        }
+    }
+
+    #[test]
+    fn a_changed_host_rebuilds_old_and_new_fqdn() {
+        let mut index = Index::default();
+        index.apply_route(route("ns", "r", "a", "2024-01-01T00:00:00Z", &["d"]));
+        let affected = index.apply_route(route("ns", "r", "b", "2024-01-01T00:00:00Z", &["d"]));
+        assert!(
+            affected.contains(&key("ns", "a")) && affected.contains(&key("ns", "b")),
+            "{affected:?}"
+        );
+        assert!(
+            index
+                .snapshot(
+                    &key("ns", "a"),
+                    &Settings {
+                        gateway: "g".into()
+                    }
+                )
+                .routes
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn oldest_claim_holds_and_release_re_enqueues_the_waiting_claimant() {
+        let mut index = Index::default();
+        index.apply_route(route("ns", "old", "a", "2024-01-01T00:00:00Z", &["d"]));
+        index.apply_route(route("ns", "new", "b", "2024-02-01T00:00:00Z", &["d"]));
+        assert_eq!(index.destination_holder("ns", "d"), Some("old"));
+        index.apply_route(route("other", "x", "a", "2023-01-01T00:00:00Z", &[]));
+        assert_eq!(
+            index.external_fqdn_holder("a.apps.example.com"),
+            Some("other")
+        );
+
+        let affected = index.delete_route(&("ns".into(), "old".into()));
+        assert_eq!(index.destination_holder("ns", "d"), Some("new"));
+        assert!(
+            affected.contains(&key("ns", "b")),
+            "the new holder's FQDN must be rebuilt: {affected:?}"
+        );
+    }
+
+    #[test]
+    fn status_only_updates_do_not_enqueue() {
+        let mut index = Index::default();
+        let r = route("ns", "r", "a", "2024-01-01T00:00:00Z", &["d"]);
+        index.apply_route(r.clone());
+        let mut with_status = r.clone();
+        with_status.metadata.finalizers = Some(vec!["x".into()]);
+        with_status.status = Some(Default::default());
+        assert!(index.apply_route(with_status).is_empty());
+    }
+
+    #[test]
+    fn relist_drops_what_is_gone_only_in_scope() {
+        let mut index = Index::default();
+        index.apply_route(route("ns1", "r1", "a", "2024-01-01T00:00:00Z", &[]));
+        index.apply_route(route("ns2", "r2", "a", "2024-01-01T00:00:00Z", &[]));
+        let affected = index.replace_routes(Some("ns1"), Vec::new());
+        // ns2's route now holds the external FQDN, so its key is rebuilt too.
+        assert_eq!(
+            affected.into_iter().collect::<Vec<_>>(),
+            vec![key("ns1", "a"), key("ns2", "a")]
+        );
+        assert_eq!(
+            index.all_keys().into_iter().collect::<Vec<_>>(),
+            vec![key("ns2", "a")]
+        );
+    }
+
+    #[test]
+    fn children_map_to_their_fqdn_and_foreign_virtual_services_by_name() {
+        let mut index = Index::default();
+        index.apply_route(route("ns", "r", "a", "2024-01-01T00:00:00Z", &["d"]));
+        let svc: Service = serde_json::from_value(json!({
+            "metadata": {"namespace": "ns", "name": "s-d", "resourceVersion": "1",
+                         "annotations": {"cloudfoundry.org/route-fqdn": "a.apps.example.com"}}
+        }))
+        .unwrap();
+        assert!(index.apply_service(svc).contains(&key("ns", "a")));
+        let foreign: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "networking.istio.io/v1alpha3", "kind": "VirtualService",
+            "metadata": {"namespace": "ns", "name": virtual_service_name("a.apps.example.com"), "resourceVersion": "2"}
+        }))
+        .unwrap();
+        assert!(
+            index
+                .apply_virtual_service(foreign)
+                .contains(&key("ns", "a"))
+        );
+        let snap = index.snapshot(
+            &key("ns", "a"),
+            &Settings {
+                gateway: "g".into(),
+            },
+        );
+        assert!(snap.services.contains_key("s-d"));
+        assert!(snap.virtual_service.is_some());
+        assert_eq!(index.owned_counts(), (0, 0));
+    }
+}
