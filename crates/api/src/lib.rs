@@ -2,16 +2,18 @@
 //! `VirtualService` that cfnet generates, and the conditions it reports on a Route. Data only: no I/O.
 
 pub mod condition;
+pub mod crd;
 pub mod route;
 pub mod virtual_service;
 
 pub use condition::{Condition, ConditionStatus, READY};
+pub use crd::route_crd;
 pub use route::{
-    AppProcess, DestinationApp, DestinationSelector, FINALIZER, Route, RouteDestination, RouteDomain,
-    RouteSpec, RouteStatus,
+    AppProcess, DestinationApp, DestinationSelector, FINALIZER, Route, RouteDestination,
+    RouteDomain, RouteSpec, RouteStatus,
 };
 pub use virtual_service::{
-    Destination, HTTPMatchRequest, HTTPRoute, HTTPRouteDestination, Headers, HeaderOperations,
+    Destination, HTTPMatchRequest, HTTPRoute, HTTPRouteDestination, HeaderOperations, Headers,
     StringMatch, VirtualService, VirtualServiceSpec,
 };
 
