@@ -61,9 +61,9 @@ impl Config {
             one_by_one: 100,
             shared_routes: if quick { 200 } else { 1000 },
             shared_fqdns: 50,
-            shared_updates: 200,
-            steady_seconds: if quick { 10 } else { 60 },
-            resync_seconds: if quick { 5 } else { 30 },
+            shared_updates: if quick { 100 } else { 200 },
+            steady_seconds: if quick { 6 } else { 60 },
+            resync_seconds: if quick { 2 } else { 30 },
             concurrency: cfnet_controller::Config::new(GATEWAY).workers,
         }
     }

@@ -30,6 +30,8 @@ pub struct ControllerSettings {
     pub gateway: String,
     /// `RESYNC_INTERVAL` in seconds.
     pub resync_seconds: u64,
+    /// `--workers`: FQDN keys reconciled concurrently (the bare client uses the same concurrency).
+    pub workers: usize,
     /// The controller's stdout and stderr go here.
     pub log: PathBuf,
 }
@@ -84,6 +86,8 @@ impl ControllerProcess {
             .arg(format!("127.0.0.1:{metrics_port}"))
             .arg("--health-addr")
             .arg(format!("127.0.0.1:{health_port}"))
+            .arg("--workers")
+            .arg(settings.workers.to_string())
             .env("KUBECONFIG", &settings.kubeconfig)
             .env("ISTIO_GATEWAY_NAME", &settings.gateway)
             .env("RESYNC_INTERVAL", settings.resync_seconds.to_string())

@@ -74,6 +74,7 @@ pub async fn run(control_plane: &ControlPlane, config: &Config) -> Result<Result
         kubeconfig: control_plane.kubeconfig_path().to_path_buf(),
         gateway: GATEWAY.to_string(),
         resync_seconds: config.resync_seconds,
+        workers: config.concurrency,
         log: config.out.join("controller.log"),
     };
     std::fs::create_dir_all(&config.out).map_err(|e| BenchError::Output {

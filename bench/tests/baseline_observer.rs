@@ -37,26 +37,27 @@ async fn baseline_programs_every_route_and_the_observer_sees_it() {
         )
         .await
         .unwrap();
-    let world = observer.world();
-    for i in 0..n {
-        let route = routes::route(&ns, "baseline", i, &routes::path("baseline", "", i));
-        let vs = world
-            .virtual_services
-            .get(&virtual_service_name(&routes::fqdn(&route)))
-            .unwrap();
-        assert_eq!(vs.view.prefixes, vec![format!("/baseline--{i}")]);
-        assert_eq!(
-            vs.view.host,
-            format!("hostname-baseline-{i}.apps.example.com")
-        );
-        assert!(
-            world
-                .services
-                .get(&service_name(&format!("destination-guid-baseline-{i}")))
-                .is_some()
-        );
+    {
+        let world = observer.world();
+        for i in 0..n {
+            let route = routes::route(&ns, "baseline", i, &routes::path("baseline", "", i));
+            let vs = world
+                .virtual_services
+                .get(&virtual_service_name(&routes::fqdn(&route)))
+                .unwrap();
+            assert_eq!(vs.view.prefixes, vec![format!("/baseline--{i}")]);
+            assert_eq!(
+                vs.view.host,
+                format!("hostname-baseline-{i}.apps.example.com")
+            );
+            assert!(
+                world
+                    .services
+                    .get(&service_name(&format!("destination-guid-baseline-{i}")))
+                    .is_some()
+            );
+        }
     }
-    drop(world);
 
     let api: Api<Route> = Api::namespaced(client, &ns);
     let r = api.get("route-baseline-3").await.unwrap();
