@@ -46,7 +46,12 @@ pub fn locate() -> Result<Binaries, Error> {
     if let Some(cache) = cache_bin_dir() {
         dirs.push(cache);
     }
-    for dir in &dirs {
+    locate_in(&dirs)
+}
+
+/// The first of `dirs` holding both binaries.
+fn locate_in(dirs: &[PathBuf]) -> Result<Binaries, Error> {
+    for dir in dirs {
         let (etcd, kube_apiserver) = (dir.join("etcd"), dir.join("kube-apiserver"));
         if is_executable(&etcd) && is_executable(&kube_apiserver) {
             return Ok(Binaries {
@@ -67,4 +72,43 @@ pub fn locate() -> Result<Binaries, Error> {
         _ => "etcd and kube-apiserver",
     };
     Err(Error::MissingBinary { binary, searched })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn touch_executable(path: &Path) {
+        std::fs::write(path, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[test]
+    fn missing_binaries_name_the_install_command() {
+        let empty = tempfile::tempdir().unwrap();
+        let err = locate_in(&[empty.path().to_path_buf()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("etcd and kube-apiserver not found"), "{err}");
+        assert!(err.contains("cfnet dev install"), "{err}");
+        assert!(err.contains(&empty.path().display().to_string()), "{err}");
+
+        touch_executable(&empty.path().join("etcd"));
+        let err = locate_in(&[empty.path().to_path_buf()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("kube-apiserver not found"), "{err}");
+    }
+
+    #[test]
+    fn the_first_directory_with_both_binaries_wins() {
+        let (half, full) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        touch_executable(&half.path().join("kube-apiserver"));
+        touch_executable(&full.path().join("etcd"));
+        touch_executable(&full.path().join("kube-apiserver"));
+        let found = locate_in(&[half.path().to_path_buf(), full.path().to_path_buf()]).unwrap();
+        assert_eq!(found.etcd, full.path().join("etcd"));
+        assert_eq!(found.kube_apiserver, full.path().join("kube-apiserver"));
+    }
 }

@@ -192,7 +192,7 @@ impl ControlPlane {
         let peer_url = format!("http://127.0.0.1:{peer_port}");
         let server_url = format!("https://127.0.0.1:{api_port}");
 
-        let etcd_args = vec![
+        let mut etcd_args = vec![
             "--name=default".to_string(),
             format!("--data-dir={}", root.join("etcd").display()),
             format!("--listen-client-urls={etcd_url}"),
@@ -200,10 +200,21 @@ impl ControlPlane {
             format!("--listen-peer-urls={peer_url}"),
             format!("--initial-advertise-peer-urls={peer_url}"),
             format!("--initial-cluster=default={peer_url}"),
-            // Tests and the demo do not need durability; fsync dominates write latency.
-            "--unsafe-no-fsync=true".to_string(),
         ];
-        let mut etcd = Server::spawn("etcd", &binaries.etcd, &etcd_args, &root.join("etcd.log"))?;
+        if etcd_supports_no_fsync(&binaries.etcd) {
+            // Tests and the demo do not need durability; fsync dominates write latency.
+            etcd_args.push("--unsafe-no-fsync=true".to_string());
+        }
+        // A kept state dir gets a clean shutdown; a temp dir is deleted anyway, so its servers are SIGKILLed
+        // (tests tear down in milliseconds instead of seconds).
+        let graceful = matches!(dir, StateDir::Kept(_));
+        let mut etcd = Server::spawn(
+            "etcd",
+            &binaries.etcd,
+            &etcd_args,
+            &root.join("etcd.log"),
+            graceful,
+        )?;
 
         let mut apiserver_args = vec![
             format!("--etcd-servers={etcd_url}"),
@@ -230,6 +241,7 @@ impl ControlPlane {
             &binaries.kube_apiserver,
             &apiserver_args,
             &root.join("kube-apiserver.log"),
+            graceful,
         )?;
 
         let admin_yaml =
@@ -461,6 +473,20 @@ async fn wait_until_ready(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Whether this etcd knows `--unsafe-no-fsync` (3.5+; Debian's 3.4 fallback may not). Asked once per process.
+fn etcd_supports_no_fsync(etcd: &Path) -> bool {
+    static SUPPORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SUPPORTED.get_or_init(|| {
+        std::process::Command::new(etcd)
+            .arg("--help")
+            .output()
+            .is_ok_and(|out| {
+                String::from_utf8_lossy(&out.stdout).contains("unsafe-no-fsync")
+                    || String::from_utf8_lossy(&out.stderr).contains("unsafe-no-fsync")
+            })
+    })
 }
 
 fn free_port() -> Result<u16, Error> {

@@ -1,7 +1,8 @@
 //! One server process (etcd or kube-apiserver) that cannot outlive us.
 //!
 //! Three layers make orphans impossible:
-//! - `Drop` sends SIGTERM to the server's process group, then SIGKILL after a grace period;
+//! - `Drop` signals the server's process group: SIGTERM then SIGKILL after a grace period when its state is
+//!   kept, SIGKILL at once when its temp dir is about to be deleted;
 //! - every server runs in its own process group, so the group signal reaches anything it forks;
 //! - `PR_SET_PDEATHSIG(SIGKILL)` makes the kernel kill the server when its parent dies, even on SIGKILL of the
 //!   test process. The kernel ties that signal to the *thread* that forked, not the process: with tokio's
@@ -26,6 +27,8 @@ pub(crate) struct Server {
     child: Child,
     log: PathBuf,
     stopped: bool,
+    /// SIGTERM first (state worth keeping) or SIGKILL at once (a temp dir about to be deleted).
+    graceful: bool,
 }
 
 /// How long a server gets to exit after SIGTERM before it is SIGKILLed.
@@ -65,6 +68,7 @@ impl Server {
         binary: &Path,
         args: &[String],
         log: &Path,
+        graceful: bool,
     ) -> Result<Server, Error> {
         let out = File::create(log).map_err(Error::io(format!(
             "creating the {name} log {}",
@@ -114,6 +118,7 @@ impl Server {
             child,
             log: log.to_path_buf(),
             stopped: false,
+            graceful,
         })
     }
 
@@ -140,7 +145,8 @@ impl Server {
         }
     }
 
-    /// SIGTERM to the process group, SIGKILL after [`STOP_GRACE`], then reap. Idempotent.
+    /// SIGTERM to the process group, SIGKILL after [`STOP_GRACE`] (at once when not graceful), then reap.
+    /// Idempotent.
     pub(crate) fn stop(&mut self) {
         if self.stopped {
             return;
@@ -152,7 +158,16 @@ impl Server {
         // The child is not reaped yet, so its pid (= its process-group id) cannot have been reused.
         let group = -(self.child.id() as libc::pid_t);
         // SAFETY: plain syscall on a process group we created.
-        unsafe { libc::kill(group, libc::SIGTERM) };
+        unsafe {
+            libc::kill(
+                group,
+                if self.graceful {
+                    libc::SIGTERM
+                } else {
+                    libc::SIGKILL
+                },
+            )
+        };
         let deadline = Instant::now() + STOP_GRACE;
         while Instant::now() < deadline {
             if self.exit_status().is_some() {
