@@ -91,7 +91,7 @@ impl ClaimIndex {
     pub fn from_routes<'a>(routes: impl IntoIterator<Item = &'a Route>) -> Self {
         let mut index = Self::new();
         for route in routes {
-            index.insert(route);
+            index.put(route);
         }
         index
     }
@@ -109,6 +109,12 @@ impl ClaimIndex {
     /// it for a destination guid or an external FQDN, before or after the change, including its own old
     /// and new key.
     pub fn insert(&mut self, route: &Route) -> Vec<FqdnKey> {
+        let (old, new) = self.put(route);
+        self.affected(route_namespace(route), old.as_ref(), Some(&new))
+    }
+
+    /// Adds or replaces a route; returns its old and new claims.
+    fn put(&mut self, route: &Route) -> (Option<RouteClaims>, RouteClaims) {
         let namespace = route_namespace(route).to_owned();
         let name = route_name(route).to_owned();
         let old = self.take(&namespace, &name);
@@ -145,9 +151,8 @@ impl ClaimIndex {
                 .or_default()
                 .insert(claims.order.clone());
         }
-        let affected = self.affected(&namespace, old.as_ref(), Some(&claims));
-        self.routes.insert((namespace, name), claims);
-        affected
+        self.routes.insert((namespace, name), claims.clone());
+        (old, claims)
     }
 
     /// Removes a route. Returns the keys affected, as [`ClaimIndex::insert`] does.

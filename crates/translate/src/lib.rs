@@ -107,6 +107,17 @@ pub fn translate_fqdn(
     claims: &dyn Claims,
     settings: &Settings,
 ) -> FqdnTranslation {
+    translate_group(key, routes, claims, settings, true)
+}
+
+/// [`translate_fqdn`]; `translate` builds the Services itself (in input order), so it skips them here.
+fn translate_group(
+    key: &FqdnKey,
+    routes: &[&Route],
+    claims: &dyn Claims,
+    settings: &Settings,
+    with_services: bool,
+) -> FqdnTranslation {
     let mut out = FqdnTranslation::default();
     if routes.is_empty() {
         return out;
@@ -167,7 +178,9 @@ pub fn translate_fqdn(
         };
         out.virtual_service = Some(objects::virtual_service(key, &sorted, &valid, gateway));
         for route in &valid {
-            out.services.extend(route_services(route));
+            if with_services {
+                out.services.extend(route_services(route));
+            }
             out.programmed.push(route_name(route).to_owned());
         }
     }
@@ -289,7 +302,7 @@ pub fn translate(routes: &[Route], settings: &Settings) -> Translation {
     let mut programmed: HashSet<(String, String)> = HashSet::new();
     let mut virtual_services = Vec::new();
     for (key, group) in &groups {
-        let t = translate_fqdn(key, group, &claims, settings);
+        let t = translate_group(key, group, &claims, settings, false);
         for name in t.programmed {
             programmed.insert((key.namespace.clone(), name));
         }
