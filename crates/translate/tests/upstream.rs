@@ -353,7 +353,7 @@ fn v7_internal_domain_uses_the_mesh_gateway() {
             "app-guid-0",
         )],
     );
-    let t = translate(&[r.clone()], &settings());
+    let t = translate(std::slice::from_ref(&r), &settings());
     assert_eq!(t.virtual_services[0].spec.gateways, ["mesh"]);
     assert_eq!(
         t.virtual_services[0].metadata.name.as_deref(),
