@@ -36,23 +36,60 @@ pub fn all_crds() -> Result<Vec<CustomResourceDefinition>, Error> {
     Ok(crds)
 }
 
-/// Server-side applies every CRD and waits until all are Established.
-pub(crate) async fn install(client: &Client, timeout: Duration) -> Result<Vec<String>, Error> {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    let mut names = Vec::new();
-    for crd in all_crds()? {
-        let name = crd.metadata.name.clone().unwrap_or_default();
-        api.patch(&name, &params, &Patch::Apply(&crd))
-            .await
-            .map_err(Error::kube(format!(
+/// Server-side applies every CRD, all at once, retrying until `deadline`: it runs while kube-apiserver is
+/// still finishing its start-up, which overlaps CRD establishment with the rest of the readiness wait.
+pub(crate) async fn apply_all(client: Client, deadline: Instant) -> Result<Vec<String>, Error> {
+    let api: Api<CustomResourceDefinition> = Api::all(client);
+    let mut pending = all_crds()?;
+    let names = pending
+        .iter()
+        .map(|c| c.metadata.name.clone().unwrap_or_default())
+        .collect();
+    loop {
+        let mut tasks = tokio::task::JoinSet::new();
+        for crd in pending {
+            let api = api.clone();
+            tasks.spawn(async move {
+                let name = crd.metadata.name.clone().unwrap_or_default();
+                let params = PatchParams::apply(FIELD_MANAGER).force();
+                let result = api.patch(&name, &params, &Patch::Apply(&crd)).await;
+                (crd, name, result)
+            });
+        }
+        let mut failed = Vec::new();
+        let mut last_error = None;
+        while let Some(joined) = tasks.join_next().await {
+            let Ok((crd, name, result)) = joined else {
+                continue;
+            };
+            if let Err(e) = result {
+                failed.push(crd);
+                last_error = Some((name, e));
+            }
+        }
+        let Some((name, error)) = last_error else {
+            return Ok(names);
+        };
+        if Instant::now() > deadline {
+            return Err(Error::kube(format!(
                 "installing CustomResourceDefinition {name}"
-            )))?;
-        names.push(name);
+            ))(error));
+        }
+        pending = failed;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let deadline = Instant::now() + timeout;
-    let mut pending = names.clone();
-    while !pending.is_empty() {
+}
+
+/// Waits until every named CRD is Established.
+pub(crate) async fn wait_established(
+    client: Client,
+    names: Vec<String>,
+    deadline: Instant,
+) -> Result<(), Error> {
+    let api: Api<CustomResourceDefinition> = Api::all(client);
+    let started = Instant::now();
+    let mut pending = names;
+    loop {
         let mut still = Vec::new();
         for name in pending {
             let crd = api.get(&name).await.map_err(Error::kube(format!(
@@ -64,17 +101,16 @@ pub(crate) async fn install(client: &Client, timeout: Duration) -> Result<Vec<St
         }
         pending = still;
         if pending.is_empty() {
-            break;
+            return Ok(());
         }
         if Instant::now() > deadline {
             return Err(Error::CrdsNotEstablished {
-                timeout,
+                timeout: started.elapsed(),
                 names: pending,
             });
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    Ok(names)
 }
 
 fn is_established(crd: &CustomResourceDefinition) -> bool {

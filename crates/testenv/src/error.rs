@@ -68,6 +68,9 @@ pub enum Error {
         names: Vec<String>,
     },
 
+    #[error("the task installing the CRDs failed: {0}")]
+    CrdTask(String),
+
     #[error("could not generate the service-account signing key: {0}")]
     KeyGeneration(String),
 

@@ -247,13 +247,14 @@ impl ControlPlane {
         let admin_yaml =
             kubeconfig::kubeconfig_yaml(&server_url, &ca_path, ADMIN_USER, &admin_token)?;
         let deadline = started + options.ready_timeout;
-        let client = wait_until_ready(
+        let (client, crd_apply) = wait_until_ready(
             &mut etcd,
             &mut apiserver,
             &ca_path,
             &admin_yaml,
             deadline,
             options.ready_timeout,
+            options.install_crds,
         )
         .await?;
         let version = client
@@ -261,11 +262,15 @@ impl ControlPlane {
             .await
             .map_err(Error::kube("reading the kube-apiserver version"))?
             .git_version;
-        if options.install_crds {
-            let remaining = deadline
-                .saturating_duration_since(Instant::now())
-                .max(Duration::from_secs(5));
-            crds::install(&client, remaining).await?;
+        tracing::debug!(elapsed = ?started.elapsed(), "kube-apiserver ready");
+        if let Some(mut apply) = crd_apply {
+            let names = match (&mut apply.0).await {
+                Ok(applied) => applied?,
+                Err(e) => return Err(Error::CrdTask(e.to_string())),
+            };
+            let deadline = deadline.max(Instant::now() + Duration::from_secs(5));
+            crds::wait_established(client.clone(), names, deadline).await?;
+            tracing::debug!(elapsed = ?started.elapsed(), "CRDs Established");
         }
         kubeconfig::write_atomically(&kubeconfig_path, &admin_yaml)?;
         let startup = started.elapsed();
@@ -432,6 +437,17 @@ impl ControlPlane {
     }
 }
 
+type CrdApplied = Result<Vec<String>, Error>;
+
+/// Aborts the task when dropped (a failed or cancelled start must not leave it retrying).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Polls until the serving certificate exists and `/readyz` answers `ok`; fails fast if a server exits.
 async fn wait_until_ready(
     etcd: &mut Server,
@@ -440,8 +456,10 @@ async fn wait_until_ready(
     admin_yaml: &str,
     deadline: Instant,
     timeout: Duration,
-) -> Result<Client, Error> {
+    install_crds: bool,
+) -> Result<(Client, Option<AbortOnDrop<CrdApplied>>), Error> {
     let mut client: Option<Client> = None;
+    let mut crd_apply = None;
     let mut last = String::from("no answer yet");
     loop {
         for server in [&mut *etcd, &mut *apiserver] {
@@ -450,13 +468,21 @@ async fn wait_until_ready(
             }
         }
         if client.is_none() && ca_path.metadata().is_ok_and(|m| m.len() > 0) {
-            client = Some(kubeconfig::client_from_yaml(admin_yaml, "for the admin").await?);
+            let c = kubeconfig::client_from_yaml(admin_yaml, "for the admin").await?;
+            if install_crds {
+                // Runs while the server finishes starting: CRD establishment overlaps the readiness wait.
+                crd_apply = Some(AbortOnDrop(tokio::spawn(crds::apply_all(
+                    c.clone(),
+                    deadline,
+                ))));
+            }
+            client = Some(c);
         }
         if let Some(c) = &client {
             let request = http::Request::get("/readyz").body(Vec::new());
             match request {
                 Ok(request) => match c.request_text(request).await {
-                    Ok(body) if body.trim() == "ok" => return Ok(c.clone()),
+                    Ok(body) if body.trim() == "ok" => return Ok((c.clone(), crd_apply)),
                     Ok(body) => last = body,
                     Err(e) => last = e.to_string(),
                 },
