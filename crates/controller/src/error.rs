@@ -11,7 +11,7 @@ pub enum Error {
         kind: &'static str,
         namespace: String,
         name: String,
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     #[error(
         "delete of {kind} {namespace}/{name} failed: {source}; the controller retries with back-off"
@@ -20,7 +20,7 @@ pub enum Error {
         kind: &'static str,
         namespace: String,
         name: String,
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     #[error(
         "reading {kind} {namespace}/{name} failed: {source}; the controller retries with back-off"
@@ -29,7 +29,7 @@ pub enum Error {
         kind: &'static str,
         namespace: String,
         name: String,
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     #[error(
         "patching the finalizer of Route {namespace}/{name} failed: {source}; the controller retries with back-off"
@@ -37,7 +37,7 @@ pub enum Error {
     Finalizer {
         namespace: String,
         name: String,
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     #[error(
         "writing the status of Route {namespace}/{name} failed: {source}; the controller retries with back-off"
@@ -45,7 +45,7 @@ pub enum Error {
     Status {
         namespace: String,
         name: String,
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     #[error(
         "not the leader: the write to {kind} {namespace}/{name} was not sent; the new leader takes over"
@@ -66,7 +66,7 @@ pub enum Error {
     LeaderElection {
         namespace: String,
         name: String,
-        source: kube_lease_manager::LeaseManagerError,
+        source: Box<kube_lease_manager::LeaseManagerError>,
     },
 }
 

@@ -267,7 +267,7 @@ impl Reconciler {
             kind: "Service",
             namespace: ns.to_string(),
             name: name.to_string(),
-            source,
+            source: Box::new(source),
         })
     }
 
@@ -282,17 +282,53 @@ impl Reconciler {
         self.may_write("Service", &ns, &name)?;
         let api: Api<Service> = Api::namespaced(self.client.clone(), &ns);
         self.metrics.wrote(Verb::Apply, "Service");
-        let applied = api
+        let applied = match api
             .patch(&name, &Self::params(), &Patch::Apply(desired))
             .await
-            .map_err(|source| Error::Apply {
-                kind: "Service",
-                namespace: ns.clone(),
-                name: name.clone(),
-                source,
-            })?;
+        {
+            Ok(applied) => Some(applied),
+            // An edit by another manager can make our apply invalid (e.g. a second port named
+            // `http`): repair by replacing the fields below instead.
+            Err(kube::Error::Api(status)) if !create && status.is_invalid() => {
+                warn!(kind = "Service", namespace = %ns, name = %name, reason = %status.message,
+                      "apply refused because of fields another manager set; replacing them");
+                None
+            }
+            Err(source) => {
+                return Err(Error::Apply {
+                    kind: "Service",
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                    source: Box::new(source),
+                });
+            }
+        };
         let action = if create { "created" } else { "updated" };
         info!(kind = "Service", namespace = %ns, name = %name, action, "Service {ns}/{name} has been {action}");
+        // An apply cannot remove list entries another manager added (e.g. `kubectl edit` of a port):
+        // replace the fields we own outright when the applied object still differs.
+        let applied = if let Some(applied) = applied.filter(|a| !service_needs_apply(desired, a)) {
+            applied
+        } else {
+            let spec = desired.spec.clone().unwrap_or_default();
+            let patch = json!([
+                {"op": "replace", "path": "/spec/ports", "value": spec.ports.unwrap_or_default()},
+                {"op": "replace", "path": "/spec/selector", "value": spec.selector.unwrap_or_default()},
+            ]);
+            let repaired = self
+                .json_patch(&api, &name, patch)
+                .await
+                .map_err(|source| Error::Apply {
+                    kind: "Service",
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                    source: Box::new(source),
+                })?;
+            self.metrics.wrote(Verb::Patch, "Service");
+            info!(kind = "Service", namespace = %ns, name = %name, action = "repaired",
+                  "Service {ns}/{name} has been repaired (fields set by another manager replaced)");
+            repaired
+        };
         write(&self.index).apply_service(applied);
         if create {
             let owners: Vec<&str> = owner_route_names(&desired.metadata).collect();
@@ -319,17 +355,52 @@ impl Reconciler {
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), &ns, &self.vs_resource);
         self.metrics.wrote(Verb::Apply, "VirtualService");
-        let applied = api
+        let applied = match api
             .patch(&name, &Self::params(), &Patch::Apply(desired))
             .await
-            .map_err(|source| Error::Apply {
-                kind: "VirtualService",
-                namespace: ns.clone(),
-                name: name.clone(),
-                source,
-            })?;
+        {
+            Ok(applied) => Some(applied),
+            // An edit by another manager can make our apply invalid (e.g. a second port named
+            // `http`): repair by replacing the fields below instead.
+            Err(kube::Error::Api(status)) if !create && status.is_invalid() => {
+                warn!(kind = "VirtualService", namespace = %ns, name = %name, reason = %status.message,
+                      "apply refused because of fields another manager set; replacing them");
+                None
+            }
+            Err(source) => {
+                return Err(Error::Apply {
+                    kind: "VirtualService",
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                    source: Box::new(source),
+                });
+            }
+        };
         let action = if create { "created" } else { "updated" };
         info!(kind = "VirtualService", namespace = %ns, name = %name, action, "VirtualService {ns}/{name} has been {action}");
+        // Spec fields another manager added survive an apply; the spec is ours as a whole, so replace it.
+        let applied = if let Some(applied) =
+            applied.filter(|a| !virtual_service_needs_apply(desired, a))
+        {
+            applied
+        } else {
+            let patch = json!([
+                {"op": "replace", "path": "/spec", "value": desired.spec},
+            ]);
+            let repaired = self
+                .json_patch(&api, &name, patch)
+                .await
+                .map_err(|source| Error::Apply {
+                    kind: "VirtualService",
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                    source: Box::new(source),
+                })?;
+            self.metrics.wrote(Verb::Patch, "VirtualService");
+            info!(kind = "VirtualService", namespace = %ns, name = %name, action = "repaired",
+                  "VirtualService {ns}/{name} has been repaired (fields set by another manager replaced)");
+            repaired
+        };
         write(&self.index).apply_virtual_service(applied);
         if create {
             let owners: Vec<&str> = owner_route_names(&desired.metadata).collect();
@@ -342,6 +413,25 @@ impl Reconciler {
             .await;
         }
         Ok(())
+    }
+
+    /// A JSON patch under our field manager.
+    async fn json_patch<K>(
+        &self,
+        api: &Api<K>,
+        name: &str,
+        patch: serde_json::Value,
+    ) -> Result<K, kube::Error>
+    where
+        K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let patch: json_patch::Patch =
+            serde_json::from_value(patch).map_err(kube::Error::SerdeError)?;
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PatchParams::default()
+        };
+        api.patch(name, &params, &Patch::Json::<()>(patch)).await
     }
 
     /// Deletes with the cached resourceVersion as precondition: if the object changed since we looked
@@ -370,7 +460,7 @@ impl Reconciler {
                     kind: "Service",
                     namespace: ns,
                     name,
-                    source,
+                    source: Box::new(source),
                 });
             }
         }
@@ -406,7 +496,7 @@ impl Reconciler {
                     kind: "VirtualService",
                     namespace: ns,
                     name,
-                    source,
+                    source: Box::new(source),
                 });
             }
         }
@@ -463,10 +553,10 @@ impl Reconciler {
         patch: serde_json::Value,
         action: &str,
     ) -> Result<(), Error> {
-        let err = |source| Error::Finalizer {
+        let err = |source: kube::Error| Error::Finalizer {
             namespace: ns.to_string(),
             name: name.to_string(),
-            source,
+            source: Box::new(source),
         };
         let patch: json_patch::Patch =
             serde_json::from_value(patch).map_err(|e| err(kube::Error::SerdeError(e)))?;
@@ -545,7 +635,7 @@ impl Reconciler {
                 return Err(Error::Status {
                     namespace: ns,
                     name,
-                    source,
+                    source: Box::new(source),
                 });
             }
         }

@@ -43,6 +43,14 @@ pub fn control_plane() -> &'static ControlPlane {
 
 /// A client bound to the calling test's runtime.
 pub async fn client() -> Client {
+    // Logs of the controllers under test; RUST_LOG=cfnet_controller=debug for more.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "cfnet_controller=info".into()),
+        )
+        .with_test_writer()
+        .try_init();
     let cp = control_plane();
     let kc = Kubeconfig::read_from(cp.kubeconfig_path()).expect("kubeconfig");
     let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())

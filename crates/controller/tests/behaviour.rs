@@ -1,0 +1,469 @@
+//! What cfnet does beyond upstream: drift repair by watch, isolation of an invalid route, foreign
+//! objects left alone, convergence after downtime, zero writes at steady state.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use cfnet_api::Route;
+use common::*;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+const HOST: &str = "hostname.apps.example.com";
+
+fn one(name: &str, host: &str, path: &str, guid: &str) -> Route {
+    route(
+        name,
+        name,
+        host,
+        path,
+        &[(Some(100), 8080, guid, "app", "web")],
+    )
+}
+
+async fn events_for(client: &Client, ns: &str, route: &str) -> Vec<(String, String)> {
+    let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
+    let list = api.list(&ListParams::default()).await.expect("events");
+    list.items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(route))
+        .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+        .collect()
+}
+
+#[tokio::test]
+async fn drift_deleted_and_edited_children_are_restored_by_the_watch() {
+    let client = client().await;
+    let ns = namespace(&client, "drift").await;
+    let c = Running::in_namespace(&client, &ns).await; // resync: 1 h
+    apply(&client, &ns, &one("r1", "hostname", "/p", "d1")).await;
+    eventually_eq("programmed", T, svc(&[("s-d1", 8080)]), || {
+        services(&client, &ns)
+    })
+    .await;
+    let expected_vs = vec![vs(HOST, &[(&["/p"], &["s-d1"])])];
+    eventually_eq("vs", T, expected_vs.clone(), || {
+        virtual_services(&client, &ns)
+    })
+    .await;
+
+    // Edit: another manager changes the port and the VirtualService's destination.
+    let svcs: Api<Service> = Api::namespaced(client.clone(), &ns);
+    svcs.patch("s-d1", &PatchParams::default(), &Patch::Merge(json!({"spec": {"ports": [{"name": "http", "port": 9999, "protocol": "TCP", "targetPort": 9999}]}})))
+        .await
+        .expect("edit service");
+    let vs_name = cfnet_translate::virtual_service_name(HOST);
+    vs_api(&client, &ns)
+        .patch(
+            &vs_name,
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"spec": {"http": [{"route": [{"destination": {"host": "evil"}}]}]}}),
+            ),
+        )
+        .await
+        .expect("edit vs");
+    // The repair is event driven (resync is an hour); "within a second" is measured by the benchmark,
+    // here a generous deadline only guards against flakiness.
+    let port = || async {
+        svcs.get("s-d1")
+            .await
+            .ok()
+            .and_then(|s| s.spec?.ports?.first().map(|p| p.port))
+            .unwrap_or(0)
+    };
+    eventually_eq("edited port restored", Duration::from_secs(10), 8080, port).await;
+    eventually_eq(
+        "edited vs restored",
+        Duration::from_secs(10),
+        expected_vs.clone(),
+        || virtual_services(&client, &ns),
+    )
+    .await;
+
+    // Delete both.
+    svcs.delete("s-d1", &DeleteParams::default())
+        .await
+        .expect("delete service");
+    vs_api(&client, &ns)
+        .delete(&vs_name, &DeleteParams::default())
+        .await
+        .expect("delete vs");
+    eventually_eq(
+        "deleted service restored",
+        Duration::from_secs(10),
+        svc(&[("s-d1", 8080)]),
+        || services(&client, &ns),
+    )
+    .await;
+    eventually_eq(
+        "deleted vs restored",
+        Duration::from_secs(10),
+        expected_vs,
+        || virtual_services(&client, &ns),
+    )
+    .await;
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn an_invalid_route_on_a_shared_fqdn_does_not_break_its_siblings() {
+    let client = client().await;
+    let ns = namespace(&client, "invalid").await;
+    let c = Running::in_namespace(&client, &ns).await;
+    apply(&client, &ns, &one("good", "hostname", "/good", "d-good")).await;
+    let bad = route(
+        "bad",
+        "bad",
+        "hostname",
+        "/bad",
+        &[
+            (Some(50), 8080, "d-bad-1", "app", "web"),
+            (Some(20), 8080, "d-bad-2", "app", "web"),
+        ],
+    );
+    apply(&client, &ns, &bad).await;
+    eventually_eq(
+        "sibling keeps serving",
+        T,
+        vec![vs(HOST, &[(&["/good"], &["s-d-good"])])],
+        || virtual_services(&client, &ns),
+    )
+    .await;
+    let (status, reason, message) = eventually("bad route reported", T, || async {
+        match ready(&client, &ns, "bad").await {
+            Some(r) if r.0 == "False" => Ok(r),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "Invalid"));
+    assert!(
+        message.contains("100"),
+        "message names the weight rule: {message}"
+    );
+    eventually_eq("good route Ready", T, Some("True".to_string()), || async {
+        ready(&client, &ns, "good").await.map(|r| r.0)
+    })
+    .await;
+    eventually("a Warning event names the problem", T, || async {
+        let evs = events_for(&client, &ns, "bad").await;
+        if evs
+            .iter()
+            .any(|(reason, note)| reason == "Invalid" && note.contains("100"))
+        {
+            Ok(())
+        } else {
+            Err(format!("{evs:?}"))
+        }
+    })
+    .await;
+    assert_eq!(
+        services(&client, &ns).await,
+        svc(&[("s-d-good", 8080)]),
+        "no Service for the invalid route"
+    );
+
+    // Fixing the route programs it.
+    let fixed = route(
+        "bad",
+        "bad",
+        "hostname",
+        "/bad",
+        &[
+            (Some(80), 8080, "d-bad-1", "app", "web"),
+            (Some(20), 8080, "d-bad-2", "app", "web"),
+        ],
+    );
+    apply(&client, &ns, &fixed).await;
+    eventually_eq("fixed route Ready", T, Some("True".to_string()), || async {
+        ready(&client, &ns, "bad").await.map(|r| r.0)
+    })
+    .await;
+
+    // Deleting an invalid route is never stuck.
+    apply(&client, &ns, &bad).await;
+    eventually_eq("invalid again", T, Some("False".to_string()), || async {
+        ready(&client, &ns, "bad").await.map(|r| r.0)
+    })
+    .await;
+    delete_route(&client, &ns, "bad").await;
+    let routes: Api<Route> = Api::namespaced(client.clone(), &ns);
+    eventually_eq("invalid route deleted", T, true, || async {
+        matches!(routes.get_opt("bad").await, Ok(None))
+    })
+    .await;
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn foreign_objects_holding_our_names_are_left_alone_and_reported() {
+    let client = client().await;
+    let ns = namespace(&client, "foreign").await;
+    // A Service and a VirtualService someone else made, with our names, before the routes exist.
+    let svcs: Api<Service> = Api::namespaced(client.clone(), &ns);
+    let foreign_svc: Service = serde_json::from_value(json!({
+        "metadata": {"name": "s-taken", "labels": {"cloudfoundry.org/route_guid": "someone-else"}},
+        "spec": {"ports": [{"name": "web", "port": 1234, "protocol": "TCP"}]}
+    }))
+    .unwrap();
+    svcs.create(&PostParams::default(), &foreign_svc)
+        .await
+        .expect("foreign service");
+    let unlabelled: Service = serde_json::from_value(json!({
+        "metadata": {"name": "s-quiet"}, "spec": {"ports": [{"name": "web", "port": 4321, "protocol": "TCP"}]}
+    }))
+    .unwrap();
+    svcs.create(&PostParams::default(), &unlabelled)
+        .await
+        .expect("unlabelled foreign service");
+    let vs_name = cfnet_translate::virtual_service_name("other.apps.example.com");
+    let foreign_vs: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "networking.istio.io/v1alpha3", "kind": "VirtualService",
+        "metadata": {"name": vs_name}, "spec": {"hosts": ["mine.example.org"], "http": [{"route": [{"destination": {"host": "x"}}]}]}
+    }))
+    .unwrap();
+    vs_api(&client, &ns)
+        .create(&PostParams::default(), &foreign_vs)
+        .await
+        .expect("foreign vs");
+    let before_svc = svcs.get("s-taken").await.unwrap().metadata.resource_version;
+    let before_quiet = svcs.get("s-quiet").await.unwrap().metadata.resource_version;
+    let before_vs = vs_api(&client, &ns)
+        .get(&vs_name)
+        .await
+        .unwrap()
+        .metadata
+        .resource_version;
+
+    let c = Running::in_namespace(&client, &ns).await;
+    apply(&client, &ns, &one("wants-taken", "hostname", "/a", "taken")).await;
+    apply(&client, &ns, &one("wants-quiet", "quiet", "", "quiet")).await;
+    apply(&client, &ns, &one("wants-vs", "other", "", "fine")).await;
+    for name in ["wants-taken", "wants-quiet", "wants-vs"] {
+        let (_, reason, message) = eventually("Conflict reported", T, || async {
+            match ready(&client, &ns, name).await {
+                Some(r) if r.0 == "False" => Ok(r),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+        assert_eq!(reason, "Conflict", "{name}: {message}");
+        assert!(message.contains("not owned"), "{name}: {message}");
+    }
+    // Untouched: same resourceVersion, and the controller's own objects are still created.
+    eventually(
+        "own service for the VS conflict route exists",
+        T,
+        || async {
+            if svcs.get_opt("s-fine").await.ok().flatten().is_some() {
+                Ok(())
+            } else {
+                Err("missing".into())
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        svcs.get("s-taken").await.unwrap().metadata.resource_version,
+        before_svc
+    );
+    assert_eq!(
+        svcs.get("s-quiet").await.unwrap().metadata.resource_version,
+        before_quiet
+    );
+    assert_eq!(
+        vs_api(&client, &ns)
+            .get(&vs_name)
+            .await
+            .unwrap()
+            .metadata
+            .resource_version,
+        before_vs
+    );
+
+    // Deleting a conflicting route does not delete the foreign objects either.
+    delete_route(&client, &ns, "wants-taken").await;
+    delete_route(&client, &ns, "wants-vs").await;
+    let routes: Api<Route> = Api::namespaced(client.clone(), &ns);
+    eventually_eq("conflicting routes deleted", T, true, || async {
+        matches!(routes.get_opt("wants-taken").await, Ok(None))
+            && matches!(routes.get_opt("wants-vs").await, Ok(None))
+    })
+    .await;
+    assert!(svcs.get_opt("s-taken").await.unwrap().is_some());
+    assert!(
+        vs_api(&client, &ns)
+            .get_opt(&vs_name)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    c.stop().await;
+}
+
+fn bulk_route(i: usize) -> Route {
+    one(
+        &format!("route-{i}"),
+        &format!("host-{i}"),
+        &format!("/p-{i}"),
+        &format!("d-{i}"),
+    )
+}
+
+async fn create_routes(client: &Client, ns: &str, range: std::ops::Range<usize>) {
+    let api: Api<Route> = Api::namespaced(client.clone(), ns);
+    let mut pending = futures::stream::iter(range.map(|i| {
+        let api = api.clone();
+        async move {
+            api.create(&PostParams::default(), &bulk_route(i))
+                .await
+                .map(|_| ())
+        }
+    }))
+    .buffer_unordered(16);
+    use futures::StreamExt;
+    while let Some(r) = pending.next().await {
+        r.expect("create route");
+    }
+}
+
+async fn names<K>(api: &Api<K>) -> BTreeSet<String>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.list(&ListParams::default())
+        .await
+        .map(|l| l.items.iter().map(|o| o.name_any()).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn stopped_controller_converges_after_500_creates_and_50_deletes() {
+    let client = client().await;
+    let ns = namespace(&client, "restart").await;
+    let c = Running::in_namespace(&client, &ns).await;
+    create_routes(&client, &ns, 0..100).await;
+    let svcs: Api<Service> = Api::namespaced(client.clone(), &ns);
+    eventually_eq(
+        "first 100 programmed",
+        Duration::from_secs(120),
+        100,
+        || async { names(&svcs).await.len() },
+    )
+    .await;
+    c.stop().await;
+
+    // While it is down: 500 new Routes, 50 deletions (of programmed routes, which carry the finalizer).
+    create_routes(&client, &ns, 100..600).await;
+    let routes: Api<Route> = Api::namespaced(client.clone(), &ns);
+    for i in 0..50 {
+        routes
+            .delete(&format!("route-{i}"), &DeleteParams::default())
+            .await
+            .expect("delete");
+    }
+    assert_eq!(
+        names(&routes).await.len(),
+        600,
+        "deleted routes wait for the controller (finalizer)"
+    );
+
+    let c = Running::in_namespace(&client, &ns).await;
+    let expected_routes: BTreeSet<String> = (50..600).map(|i| format!("route-{i}")).collect();
+    let expected_services: BTreeSet<String> = (50..600).map(|i| format!("s-d-{i}")).collect();
+    let expected_vs: BTreeSet<String> = (50..600)
+        .map(|i| cfnet_translate::virtual_service_name(&format!("host-{i}.apps.example.com")))
+        .collect();
+    let long = Duration::from_secs(300);
+    eventually_eq("no route stuck terminating", long, expected_routes, || {
+        names(&routes)
+    })
+    .await;
+    eventually_eq(
+        "services converge, no orphans",
+        long,
+        expected_services,
+        || names(&svcs),
+    )
+    .await;
+    let vss = vs_api(&client, &ns);
+    eventually_eq(
+        "virtual services converge, no orphans",
+        long,
+        expected_vs,
+        || names(&vss),
+    )
+    .await;
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn steady_state_with_1000_routes_makes_no_write_even_at_resync() {
+    let client = client().await;
+    let ns = namespace(&client, "steady").await;
+    let mut cfg = config(&ns);
+    cfg.resync_interval = Duration::from_secs(20);
+    let c = Running::start(client.clone(), cfg).await;
+    create_routes(&client, &ns, 0..1000).await;
+    let svcs: Api<Service> = Api::namespaced(client.clone(), &ns);
+    eventually_eq("1000 services", Duration::from_secs(300), 1000, || async {
+        names(&svcs).await.len()
+    })
+    .await;
+    eventually_eq(
+        "all routes Ready",
+        Duration::from_secs(300),
+        1000,
+        || async {
+            let routes: Api<Route> = Api::namespaced(client.clone(), &ns);
+            let list = routes
+                .list(&ListParams::default())
+                .await
+                .map(|l| l.items)
+                .unwrap_or_default();
+            list.iter()
+                .filter(|r| {
+                    r.status.as_ref().is_some_and(|s| {
+                        s.conditions
+                            .iter()
+                            .any(|c| c.type_ == "Ready" && format!("{:?}", c.status) == "True")
+                    })
+                })
+                .count()
+        },
+    )
+    .await;
+    // Let the last status/finalizer events settle, then count writes across two resyncs.
+    let metrics = c.metrics.clone();
+    let settled = eventually("writes settle", Duration::from_secs(60), || {
+        let metrics = metrics.clone();
+        let before = metrics.api_writes_total();
+        async move {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let after = metrics.api_writes_total();
+            if before == after {
+                Ok(after)
+            } else {
+                Err(format!("{before} -> {after}"))
+            }
+        }
+    })
+    .await;
+    let reconciles_before =
+        cfnet_controller::sum_samples(&c.metrics.encode(), "controller_runtime_reconcile_total");
+    tokio::time::sleep(Duration::from_secs(45)).await;
+    let text = c.metrics.encode();
+    let reconciles_after =
+        cfnet_controller::sum_samples(&text, "controller_runtime_reconcile_total");
+    assert!(
+        reconciles_after - reconciles_before >= 1000.0,
+        "a resync reconciled every key: {reconciles_before} -> {reconciles_after}"
+    );
+    assert_eq!(c.writes(), settled, "no API write at steady state:\n{text}");
+    c.stop().await;
+}
