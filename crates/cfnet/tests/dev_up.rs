@@ -1,0 +1,162 @@
+//! The `cfnet dev up --state-dir DIR` contract (used by acceptance checks outside the repository):
+//! DIR/kubeconfig appears once the API server is ready with the CRDs installed; SIGTERM/SIGINT stop
+//! everything cleanly; a missing binary names `cfnet dev install`.
+//! Fails (never skips) when etcd/kube-apiserver are missing: install them with `cfnet dev install`.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kube::api::{Api, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+const CFNET: &str = env!("CARGO_BIN_EXE_cfnet");
+
+fn wait_for_file(path: &Path, child: &mut Child, within: Duration) {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if path.exists() {
+            return;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("cfnet dev up exited early with {status}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{} did not appear within {within:?}", path.display());
+}
+
+/// Live processes (other than `cfnet dev up` itself) whose command line names the state dir.
+fn server_pids_in(state_dir: &Path, except: u32) -> Vec<u32> {
+    let needle = state_dir.display().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != except)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(&needle))
+                .unwrap_or(false)
+        })
+        .filter(|pid| {
+            // Zombies are dead.
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| {
+                    s.rsplit_once(')')
+                        .is_some_and(|(_, r)| !r.trim_start().starts_with('Z'))
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// Kills `cfnet dev up` if the test fails half-way (its servers then die through PDEATHSIG).
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn run_until_ready_then_signal(signal: libc::c_int) {
+    let state = tempfile::tempdir().unwrap();
+    let kubeconfig = state.path().join("kubeconfig");
+    let mut child = KillOnDrop(
+        Command::new(CFNET)
+            .args(["dev", "up", "--state-dir"])
+            .arg(state.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_file(&kubeconfig, &mut child.0, Duration::from_secs(60));
+    assert_eq!(
+        server_pids_in(state.path(), child.0.id()).len(),
+        2,
+        "etcd and kube-apiserver run"
+    );
+
+    // The kubeconfig works as soon as it exists, and the CRDs are already there.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let config = kube::Config::from_custom_kubeconfig(
+            Kubeconfig::read_from(&kubeconfig).unwrap(),
+            &KubeConfigOptions::default(),
+        )
+        .await
+        .unwrap();
+        let client = kube::Client::try_from(config).unwrap();
+        let routes: Api<cfnet_api::Route> = Api::all(client);
+        routes
+            .list(&ListParams::default())
+            .await
+            .expect("the Route CRD is installed");
+    });
+
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.0.id() as libc::pid_t, signal) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cfnet dev up did not stop on signal {signal}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        status.success(),
+        "cfnet dev up exits 0 on signal {signal}: {status}"
+    );
+    assert_eq!(
+        server_pids_in(state.path(), child.0.id()),
+        Vec::<u32>::new(),
+        "no server survives"
+    );
+    assert!(
+        !kubeconfig.exists(),
+        "the stale kubeconfig is removed on exit"
+    );
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.0.stdout.take().unwrap(), &mut out).unwrap();
+    assert!(
+        out.contains(&format!("export KUBECONFIG={}", kubeconfig.display())),
+        "{out}"
+    );
+}
+
+#[test]
+fn dev_up_writes_a_working_kubeconfig_and_stops_on_sigterm() {
+    run_until_ready_then_signal(libc::SIGTERM);
+}
+
+#[test]
+fn dev_up_stops_on_sigint() {
+    run_until_ready_then_signal(libc::SIGINT);
+}
+
+#[test]
+fn dev_up_without_binaries_names_the_install_command() {
+    let empty = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let out = Command::new(CFNET)
+        .args(["dev", "up", "--state-dir"])
+        .arg(state.path())
+        .env("CFNET_CACHE_DIR", empty.path())
+        .env_remove("KUBEBUILDER_ASSETS")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cfnet dev install"), "{stderr}");
+    assert!(!state.path().join("kubeconfig").exists());
+}
