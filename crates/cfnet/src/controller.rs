@@ -56,7 +56,10 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("cfnet controller: cannot start the async runtime: {e}");
@@ -92,7 +95,11 @@ fn identity() -> String {
     let host = std::env::var("HOSTNAME")
         .ok()
         .filter(|h| !h.is_empty())
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()))
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
         .unwrap_or_else(|| "cfnet".to_string());
     let mut hasher = RandomState::new().build_hasher();
     hasher.write_u32(std::process::id());
@@ -102,7 +109,9 @@ fn identity() -> String {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -122,7 +131,8 @@ async fn client(kubeconfig: Option<PathBuf>) -> anyhow::Result<kube::Client> {
             "no Kubernetes configuration: pass --kubeconfig, set KUBECONFIG, or run in a pod with a service account",
         )?,
     };
-    kube::Client::try_from(config).context("cannot build a Kubernetes client from the configuration")
+    kube::Client::try_from(config)
+        .context("cannot build a Kubernetes client from the configuration")
 }
 
 async fn serve(kubeconfig: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
