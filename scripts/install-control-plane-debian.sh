@@ -101,8 +101,10 @@ if [[ ! -x "$BIN/kube-apiserver" ]]; then
   export GOPATH="$SRC/.go"
   mkdir -p "$GOPATH/src/k8s.io"
   ln -sfn "$SRC" "$GOPATH/src/k8s.io/kubernetes"
-  export PATH="$GO119:$PATH" GOTOOLCHAIN=local GOFLAGS=-mod=vendor GO111MODULE=on
-  unset GOROOT
+  # Kubernetes 1.20's hack/ scripts choose their own module mode; settings inherited from the Go-modules
+  # installer (GOFLAGS=-mod=mod, GOMODCACHE, ...) would break that build.
+  unset GOROOT GOFLAGS GO111MODULE GOMODCACHE GOTOOLCHAIN
+  export PATH="$GO119:$PATH" GOCACHE="$WORK/go-build-cache"
   # No .git in a source package: hand the version to hack/lib/version.sh.
   export KUBE_GIT_VERSION="v$K8S_DEBIAN_VERSION" KUBE_GIT_MAJOR=1 KUBE_GIT_MINOR=20 KUBE_GIT_TREE_STATE=clean
   cd "$GOPATH/src/k8s.io/kubernetes"
