@@ -21,6 +21,12 @@ if [[ -n "${KUBEBUILDER_ASSETS:-}" && -x "$KUBEBUILDER_ASSETS/etcd" && -x "$KUBE
 fi
 
 mkdir -p "$BIN"
+# One installer at a time per cache: parallel test processes may all find the binaries missing; the later
+# ones wait here and then reuse what the first one built.
+if command -v flock >/dev/null; then
+  exec 9>"$CACHE/install.lock"
+  flock 9
+fi
 GOCACHE_DIR="$CACHE/go"
 export GOPATH="$GOCACHE_DIR/path" GOMODCACHE="$GOCACHE_DIR/path/pkg/mod" GOCACHE="$GOCACHE_DIR/build" GOFLAGS=-mod=mod
 export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"

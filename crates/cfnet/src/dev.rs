@@ -87,8 +87,10 @@ async fn up_async(args: UpArgs) -> Result<(), String> {
         signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
     let mut sigterm =
         signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
+    // The contract: a missing binary is an error naming `cfnet dev install`, not a surprise build.
     let options = Options {
         state_dir: Some(args.state_dir.clone()),
+        install_missing: false,
         ..Options::default()
     };
     eprintln!(

@@ -48,6 +48,10 @@ pub struct Options {
     pub ready_timeout: Duration,
     /// Extra kube-apiserver flags (`--name=value`), appended after ours.
     pub extra_apiserver_args: Vec<String>,
+    /// When etcd or kube-apiserver is missing, run the installer (`cfnet dev install`; minutes on the first
+    /// run, then cached) instead of failing at once. On by default so that a test run on a fresh machine
+    /// installs what it needs; `cfnet dev up` turns it off and names the command instead.
+    pub install_missing: bool,
 }
 
 impl Default for Options {
@@ -57,6 +61,7 @@ impl Default for Options {
             install_crds: true,
             ready_timeout: Duration::from_secs(60),
             extra_apiserver_args: Vec::new(),
+            install_missing: true,
         }
     }
 }
@@ -118,7 +123,12 @@ impl ControlPlane {
 
     /// Starts a control plane as configured by `options`.
     pub async fn start_with(options: Options) -> Result<ControlPlane, Error> {
-        let binaries = binaries::locate()?;
+        let binaries = match binaries::locate() {
+            Err(Error::MissingBinary { .. }) if options.install_missing => {
+                install_missing_binaries().await?
+            }
+            located => located?,
+        };
         // Free ports are picked by binding port 0 and releasing it; another process may grab one in between.
         // A server that dies during start-up is therefore retried with new ports.
         const ATTEMPTS: usize = 3;
@@ -513,6 +523,30 @@ fn etcd_supports_no_fsync(etcd: &Path) -> bool {
                     || String::from_utf8_lossy(&out.stderr).contains("unsafe-no-fsync")
             })
     })
+}
+
+/// Runs the installer once per process (the script itself locks the cache against other processes).
+async fn install_missing_binaries() -> Result<Binaries, Error> {
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let installed = tokio::task::spawn_blocking(|| {
+        let _one_at_a_time = INSTALLING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Ok(found) = binaries::locate() {
+            return Ok(found);
+        }
+        eprintln!("cfnet-testenv: etcd/kube-apiserver missing; installing them (first run: several minutes)");
+        let report = install::install()?;
+        eprintln!(
+            "cfnet-testenv: installed kube-apiserver {} (source: {}) in {}",
+            report.version,
+            report.source,
+            report.dir.display()
+        );
+        binaries::locate()
+    })
+    .await;
+    installed.map_err(|e| Error::InstallerFailed {
+        status: e.to_string(),
+    })?
 }
 
 fn free_port() -> Result<u16, Error> {
