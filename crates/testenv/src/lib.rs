@@ -197,7 +197,7 @@ impl ControlPlane {
         let _ = std::fs::remove_dir_all(&cert_dir);
         let ca_path = cert_dir.join("apiserver.crt");
 
-        let (etcd_port, peer_port, api_port) = (free_port()?, free_port()?, free_port()?);
+        let [etcd_port, peer_port, api_port] = free_ports()?;
         let etcd_url = format!("http://127.0.0.1:{etcd_port}");
         let peer_url = format!("http://127.0.0.1:{peer_port}");
         let server_url = format!("https://127.0.0.1:{api_port}");
@@ -549,14 +549,20 @@ async fn install_missing_binaries() -> Result<Binaries, Error> {
     })?
 }
 
-fn free_port() -> Result<u16, Error> {
-    let listener =
-        TcpListener::bind("127.0.0.1:0").map_err(Error::io("finding a free port on 127.0.0.1"))?;
-    let port = listener
-        .local_addr()
-        .map_err(Error::io("finding a free port on 127.0.0.1"))?
-        .port();
-    Ok(port)
+/// Distinct free loopback ports: all listeners are held until every port is picked, so none repeats.
+fn free_ports<const N: usize>() -> Result<[u16; N], Error> {
+    let mut listeners = Vec::with_capacity(N);
+    let mut ports = [0u16; N];
+    for port in &mut ports {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .map_err(Error::io("finding a free port on 127.0.0.1"))?;
+        *port = listener
+            .local_addr()
+            .map_err(Error::io("finding a free port on 127.0.0.1"))?
+            .port();
+        listeners.push(listener);
+    }
+    Ok(ports)
 }
 
 fn write_private(path: &Path, contents: &str) -> Result<(), Error> {
