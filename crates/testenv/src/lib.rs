@@ -478,15 +478,18 @@ async fn wait_until_ready(
             }
         }
         if client.is_none() && ca_path.metadata().is_ok_and(|m| m.len() > 0) {
-            let c = kubeconfig::client_from_yaml(admin_yaml, "for the admin").await?;
-            if install_crds {
-                // Runs while the server finishes starting: CRD establishment overlaps the readiness wait.
-                crd_apply = Some(AbortOnDrop(tokio::spawn(crds::apply_all(
-                    c.clone(),
-                    deadline,
-                ))));
+            // The server may still be writing the certificate: a failure here is retried until the deadline.
+            match kubeconfig::client_from_yaml(admin_yaml, "for the admin").await {
+                Ok(c) => {
+                    if install_crds {
+                        // Runs while the server finishes starting: CRD establishment overlaps the wait.
+                        let apply = crds::apply_all(c.clone(), deadline);
+                        crd_apply = Some(AbortOnDrop(tokio::spawn(apply)));
+                    }
+                    client = Some(c);
+                }
+                Err(e) => last = e.to_string(),
             }
-            client = Some(c);
         }
         if let Some(c) = &client {
             let request = http::Request::get("/readyz").body(Vec::new());
