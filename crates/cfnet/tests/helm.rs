@@ -211,6 +211,7 @@ fn defaults_render_the_controller_with_its_configuration_probes_and_hardening() 
             "--metrics-addr=:8080",
             "--health-addr=:8081",
             "--log-format=json",
+            "--workers=4",
             "--namespace=cf-workloads"
         ]
     );
@@ -421,6 +422,7 @@ const CUSTOM: &[&str] = &[
     "sidecar.egressHosts={./*,cf-core/*}",
     "controller.networkPolicy.apiServerCIDRs={10.0.0.1/32}",
     "controller.prometheusScrape=false",
+    "controller.workers=8",
 ];
 
 #[test]
@@ -448,6 +450,7 @@ fn custom_values_change_namespaces_domains_image_and_policies() {
     assert_eq!(c["resources"]["limits"]["memory"], "128Mi");
     let args = strings(&c["args"]);
     assert!(args.contains(&"--log-format=text".to_string()), "{args:?}");
+    assert!(args.contains(&"--workers=8".to_string()), "{args:?}");
     assert!(
         args.ends_with(&[
             "--namespace=apps-a".to_string(),
@@ -653,6 +656,7 @@ fn bad_values_are_rejected_naming_the_value() {
         ("systemDomain=Not_A_Domain", "/systemDomain"),
         ("workloadsNamespaces=null", "workloadsNamespaces"),
         ("replicas=0", "/replicas"),
+        ("controller.workers=0", "/controller/workers"),
         ("resyncInterval=0", "/resyncInterval"),
         (
             "ingressGateway.topology=nodePort",
