@@ -27,6 +27,9 @@ const FIELD_MANAGER: &str = "cfnet-routecontroller";
 pub struct BaselineRun {
     pub seconds: f64,
     pub writes: usize,
+    /// CPU of kube-apiserver and etcd during the timed writes (0 when their pids are unknown).
+    pub apiserver_cpu_seconds: f64,
+    pub etcd_cpu_seconds: f64,
 }
 
 struct Work {
@@ -43,7 +46,13 @@ pub async fn run(
     count: usize,
     concurrency: usize,
     gateway: &str,
+    (etcd_pid, apiserver_pid): (u32, u32),
 ) -> Result<BaselineRun, BenchError> {
+    let cpu = |pid: u32| {
+        crate::procfs::sample(pid)
+            .map(|s| s.cpu_seconds)
+            .unwrap_or(0.0)
+    };
     let api: Api<Route> = Api::namespaced(client.clone(), namespace);
     let created: Vec<Route> = futures::stream::iter(0..count)
         .map(|i| {
@@ -112,6 +121,7 @@ pub async fn run(
         detail: format!("cannot build the finalizer patch: {e}"),
     })?;
 
+    let (apiserver_cpu, etcd_cpu) = (cpu(apiserver_pid), cpu(etcd_pid));
     let start = Instant::now();
     futures::stream::iter(work)
         .map(|w| {
@@ -153,6 +163,8 @@ pub async fn run(
     Ok(BaselineRun {
         seconds,
         writes: created.len() * 4,
+        apiserver_cpu_seconds: cpu(apiserver_pid) - apiserver_cpu,
+        etcd_cpu_seconds: cpu(etcd_pid) - etcd_cpu,
     })
 }
 

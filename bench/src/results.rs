@@ -62,12 +62,24 @@ pub struct Phase {
     /// `cfnet_propagation_seconds` over the phase, if exported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub propagation_seconds: Option<HistogramSummary>,
+    /// Requests the API server served during the phase (all clients: controller, benchmark driver),
+    /// by `VERB resource[/subresource]`, from its own `apiserver_request_duration_seconds`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub apiserver_requests: BTreeMap<String, RequestStats>,
     /// Free-form facts about the phase (setup time, object counts checked).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub notes: BTreeMap<String, f64>,
     /// Raw latencies for the plot; not written to results.json.
     #[serde(skip)]
     pub samples_ms: Vec<f64>,
+}
+
+/// Requests of one kind served by the API server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RequestStats {
+    pub count: f64,
+    /// Total time the API server spent serving them.
+    pub seconds: f64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -78,6 +90,9 @@ pub struct Baseline {
     pub writes: usize,
     /// The controller's bulk_add wall time divided by `bulk_add_seconds`.
     pub ratio: f64,
+    /// kube-apiserver and etcd CPU during the baseline's writes.
+    pub apiserver_cpu_seconds: f64,
+    pub etcd_cpu_seconds: f64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -213,6 +228,35 @@ impl Results {
         for p in &self.phases {
             let _ = writeln!(md, "- {}: {}", p.name, p.latency_definition);
         }
+        if let Some(bulk) = self
+            .phase("bulk_add")
+            .filter(|p| !p.apiserver_requests.is_empty())
+        {
+            md.push_str("\n## Where the API server's time went during bulk_add\n\n");
+            let _ = writeln!(
+                md,
+                "kube-apiserver used {:.2} CPU s and etcd {:.2} CPU s, against {:.2} s for the controller.\n",
+                bulk.apiserver_cpu_seconds, bulk.etcd_cpu_seconds, bulk.controller_cpu_seconds
+            );
+            md.push_str(
+                "| request | count | total server time (s) | mean (ms) |\n|---|---:|---:|---:|\n",
+            );
+            let mut rows: Vec<_> = bulk
+                .apiserver_requests
+                .iter()
+                .filter(|(_, r)| r.count >= 1.0)
+                .collect();
+            rows.sort_by(|a, b| b.1.seconds.total_cmp(&a.1.seconds));
+            for (what, r) in rows {
+                let _ = writeln!(
+                    md,
+                    "| {what} | {:.0} | {:.2} | {:.2} |",
+                    r.count,
+                    r.seconds,
+                    r.seconds / r.count * 1e3
+                );
+            }
+        }
         md.push_str("\n## Targets\n\n| target | goal | measured | met |\n|---|---|---|---|\n");
         for t in self.targets() {
             let met = match t.met {
@@ -227,11 +271,14 @@ impl Results {
             md,
             "A bare client with concurrency {} issued the {} writes the controller must make for {} routes \
              (finalizer JSON patch, server-side apply of one Service and one VirtualService, status merge \
-             patch) in {:.2} s; the controller's bulk add took {:.2}× that.",
+             patch) in {:.2} s (kube-apiserver {:.2} CPU s, etcd {:.2} CPU s); the controller's bulk add \
+             took {:.2}× that.",
             self.baseline.concurrency,
             self.baseline.writes,
             self.routes,
             self.baseline.bulk_add_seconds,
+            self.baseline.apiserver_cpu_seconds,
+            self.baseline.etcd_cpu_seconds,
             self.baseline.ratio
         );
         md.push_str("\n## Steady state\n\n");
@@ -339,6 +386,7 @@ mod tests {
                 concurrency: 16,
                 writes: 4000,
                 ratio: 2.0,
+                ..Baseline::default()
             },
             steady_state: SteadyState {
                 writes_per_minute: 0.0,

@@ -8,7 +8,7 @@ use cfnet_testenv::ControlPlane;
 use cfnet_translate::{service_name, virtual_service_name};
 use futures::{StreamExt, TryStreamExt};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{Api, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use tokio::time::Instant;
@@ -17,7 +17,9 @@ use crate::error::BenchError;
 use crate::observe::{Observer, World};
 use crate::process::{ControllerProcess, ControllerSettings};
 use crate::prom::Snapshot;
-use crate::results::{Baseline, ControllerStats, PHASES, Phase, Results, SteadyState};
+use crate::results::{
+    Baseline, ControllerStats, PHASES, Phase, RequestStats, Results, SteadyState,
+};
 use crate::{Config, GATEWAY, baseline, procfs, routes};
 
 const RECONCILE_TIME: &str = "controller_runtime_reconcile_time_seconds";
@@ -32,6 +34,7 @@ const CREATE_CONCURRENCY: usize = 16;
 struct Mark {
     at: Instant,
     metrics: Option<Snapshot>,
+    apiserver_metrics: Option<Snapshot>,
     controller_cpu: f64,
     apiserver_cpu: f64,
     etcd_cpu: f64,
@@ -40,6 +43,7 @@ struct Mark {
 
 struct Run<'a> {
     config: &'a Config,
+    client: Client,
     namespace: String,
     routes: Api<Route>,
     observer: Observer,
@@ -63,6 +67,7 @@ pub async fn run(control_plane: &ControlPlane, config: &Config) -> Result<Result
     let mut run = Run {
         config,
         routes: Api::namespaced(client.clone(), &namespace),
+        client: client.clone(),
         namespace,
         observer,
         controller: None,
@@ -117,6 +122,7 @@ pub async fn run(control_plane: &ControlPlane, config: &Config) -> Result<Result
             config.routes,
             config.concurrency,
             GATEWAY,
+            (etcd_pid, apiserver_pid),
         ),
     )
     .await
@@ -174,6 +180,8 @@ pub async fn run(control_plane: &ControlPlane, config: &Config) -> Result<Result
             } else {
                 0.0
             },
+            apiserver_cpu_seconds: base.apiserver_cpu_seconds,
+            etcd_cpu_seconds: base.etcd_cpu_seconds,
         },
         steady_state,
         controller,
@@ -209,14 +217,31 @@ impl Run<'_> {
             Some(c) => (Some(c.scrape().await?), c.sample()?.cpu_seconds),
             None => (None, 0.0),
         };
+        let apiserver_metrics = self.apiserver_metrics().await;
         Ok(Mark {
             at: Instant::now(),
             metrics,
+            apiserver_metrics,
             controller_cpu,
             apiserver_cpu: cpu(self.apiserver_pid),
             etcd_cpu: cpu(self.etcd_pid),
             driver_cpu: cpu(std::process::id()),
         })
+    }
+
+    /// kube-apiserver's own /metrics; `None` (with a warning) if it cannot be read: the attribution of
+    /// API server time is extra information, not a measured result.
+    async fn apiserver_metrics(&self) -> Option<Snapshot> {
+        let request = http::Request::get("/metrics").body(Vec::new()).ok()?;
+        match self.client.request_text(request).await {
+            Ok(text) => Snapshot::parse(&text)
+                .inspect_err(|e| tracing::warn!(error = %e, "cannot parse kube-apiserver /metrics"))
+                .ok(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read kube-apiserver /metrics");
+                None
+            }
+        }
     }
 
     /// Waits on the observer, failing early if the controller dies.
@@ -314,6 +339,7 @@ impl Run<'_> {
             controller_api_writes: writes,
             reconcile_time_seconds: histogram(RECONCILE_TIME),
             propagation_seconds: histogram(PROPAGATION),
+            apiserver_requests: apiserver_requests(start, end),
             notes: BTreeMap::new(),
             samples_ms: samples.iter().map(|d| d.as_secs_f64() * 1e3).collect(),
         }
@@ -789,6 +815,45 @@ impl Run<'_> {
             .insert("cleanup_seconds".into(), cleanup.elapsed().as_secs_f64());
         Ok(phase)
     }
+}
+
+/// Requests served between two scrapes of kube-apiserver, by `VERB resource[/subresource]` (long-running
+/// WATCH and CONNECT requests excluded: their duration is the connection's lifetime, not work).
+fn apiserver_requests(start: &Mark, end: &Mark) -> BTreeMap<String, RequestStats> {
+    const DURATION: &str = "apiserver_request_duration_seconds";
+    let (Some(before), Some(after)) = (&start.apiserver_metrics, &end.apiserver_metrics) else {
+        return BTreeMap::new();
+    };
+    let group = |snapshot: &Snapshot, suffix: &str| {
+        let mut out: BTreeMap<String, f64> = BTreeMap::new();
+        for s in snapshot
+            .samples
+            .iter()
+            .filter(|s| s.name == format!("{DURATION}_{suffix}"))
+        {
+            let label = |k: &str| s.labels.get(k).map(String::as_str).unwrap_or("");
+            if matches!(label("verb"), "WATCH" | "CONNECT") {
+                continue;
+            }
+            let mut key = format!("{} {}", label("verb"), label("resource"));
+            if !label("subresource").is_empty() {
+                key = format!("{key}/{}", label("subresource"));
+            }
+            *out.entry(key).or_insert(0.0) += s.value;
+        }
+        out
+    };
+    let (count0, sum0) = (group(before, "count"), group(before, "sum"));
+    let (count1, sum1) = (group(after, "count"), group(after, "sum"));
+    count1
+        .into_iter()
+        .filter_map(|(key, count)| {
+            let count = count - count0.get(&key).copied().unwrap_or(0.0);
+            let seconds =
+                sum1.get(&key).copied().unwrap_or(0.0) - sum0.get(&key).copied().unwrap_or(0.0);
+            (count > 0.0).then_some((key, RequestStats { count, seconds }))
+        })
+        .collect()
 }
 
 fn vs_of(route: &Route) -> String {

@@ -18,9 +18,12 @@ async fn baseline_programs_every_route_and_the_observer_sees_it() {
     let observer = Observer::start(&client, &ns).await.unwrap();
     let n = 20;
 
-    let run = baseline::run(&client, &ns, n, 4, GATEWAY).await.unwrap();
+    let run = baseline::run(&client, &ns, n, 4, GATEWAY, cp.pids())
+        .await
+        .unwrap();
     assert_eq!(run.writes, 4 * n);
     assert!(run.seconds > 0.0);
+    assert!(run.apiserver_cpu_seconds > 0.0, "{run:?}");
 
     observer
         .wait(
