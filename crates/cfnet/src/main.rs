@@ -12,7 +12,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "cfnet", version, about = "Cloud Foundry networking control plane on Kubernetes")]
+#[command(
+    name = "cfnet",
+    version,
+    about = "Cloud Foundry networking control plane on Kubernetes"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
