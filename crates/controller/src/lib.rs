@@ -240,6 +240,8 @@ impl Controller {
             });
         }
 
+        // Turns true at shutdown: releases workers still waiting for the caches or the lease.
+        let (closing_tx, closing_rx) = channel::channel(false);
         let mut workers = tokio::task::JoinSet::new();
         for _ in 0..config.workers.max(1) {
             workers.spawn(work(
@@ -248,6 +250,7 @@ impl Controller {
                 Arc::clone(&metrics),
                 gate_tx.subscribe(),
                 ready_tx.subscribe(),
+                closing_rx.clone(),
             ));
         }
         info!(gateway = %config.gateway, resync = ?config.resync_interval,
@@ -256,6 +259,7 @@ impl Controller {
 
         shutdown.await;
         info!("shutting down: finishing in-flight reconciles");
+        let _ = closing_tx.send(true);
         queue.close();
         let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
             while workers.join_next().await.is_some() {}
@@ -286,14 +290,18 @@ async fn work(
     metrics: Arc<Metrics>,
     mut gate: channel::Receiver<bool>,
     mut ready: channel::Receiver<bool>,
+    mut closing: channel::Receiver<bool>,
 ) {
     // Before the caches are complete a missing object may only be unlisted yet: do not act on it.
-    if ready.wait_for(|r| *r).await.is_err() {
-        return;
+    // A worker waiting here has nothing in flight, so shutdown releases it at once.
+    tokio::select! {
+        synced = async { ready.wait_for(|r| *r).await.is_ok() } => if !synced { return },
+        _ = closing.wait_for(|c| *c) => return,
     }
     loop {
-        if gate.wait_for(|g| *g).await.is_err() {
-            return;
+        tokio::select! {
+            leads = async { gate.wait_for(|g| *g).await.is_ok() } => if !leads { return },
+            _ = closing.wait_for(|c| *c) => return,
         }
         let Some(item) = queue.next().await else {
             return;
