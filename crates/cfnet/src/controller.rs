@@ -5,16 +5,31 @@
 //! `LEADER_ELECTION_NAMESPACE` (required only with `--enable-leader-election`; upstream demanded it
 //! always), `RESYNC_INTERVAL` (seconds, default 30); flags `--metrics-addr` (default :8080),
 //! `--enable-leader-election[=true]`, `--kubeconfig`. A configuration error prints one line and exits 1.
+//!
+//! Process contract: SIGTERM or SIGINT lets in-flight reconciles finish and exits 0 within 10 s (a
+//! watchdog exits 1 if stopping hangs past [`EXIT_DEADLINE`]); an unreachable API server is retried with
+//! back-off and logged (api_backoff.rs), never a reason to exit.
 
 use std::collections::hash_map::RandomState;
+use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use cfnet_controller::{Config, EnvConfig, LeaderElection, parse_listen_addr};
 use clap::{ArgAction, ValueEnum};
+use kube::client::ClientBuilder;
 use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use crate::api_backoff::ApiBackoffLayer;
+
+/// After SIGTERM/SIGINT the process is gone within this long, whatever hangs: the controller gives
+/// in-flight reconciles 8 s and its servers 1 s, the runtime gets [`RUNTIME_SHUTDOWN`].
+const EXIT_DEADLINE: Duration = Duration::from_millis(9500);
+/// How long leftover tasks get once `run` has returned.
+const RUNTIME_SHUTDOWN: Duration = Duration::from_millis(300);
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum LogFormat {
@@ -66,7 +81,10 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(serve(args.kubeconfig, config)) {
+    let served = runtime.block_on(serve(args.kubeconfig, config));
+    // A task that ignores cancellation (e.g. blocking I/O) must not hold the exit.
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("cfnet controller: {e:#}");
@@ -118,6 +136,7 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// A client whose requests back off while the API server is unreachable (api_backoff.rs).
 async fn client(kubeconfig: Option<PathBuf>) -> anyhow::Result<kube::Client> {
     let config = match kubeconfig {
         Some(path) => {
@@ -131,29 +150,49 @@ async fn client(kubeconfig: Option<PathBuf>) -> anyhow::Result<kube::Client> {
             "no Kubernetes configuration: pass --kubeconfig, set KUBECONFIG, or run in a pod with a service account",
         )?,
     };
-    kube::Client::try_from(config)
-        .context("cannot build a Kubernetes client from the configuration")
+    let server = config.cluster_url.to_string();
+    let builder = ClientBuilder::try_from(config)
+        .context("cannot build a Kubernetes client from the configuration")?;
+    Ok(builder.with_layer(&ApiBackoffLayer::new(server)).build())
 }
 
 async fn serve(kubeconfig: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
+    // Handlers first: a signal that arrives while we start is still a clean stop, not a kill.
+    let shutdown = shutdown_signal()?;
     let client = client(kubeconfig).await?;
-    cfnet_controller::run(config, client, shutdown_signal()).await?;
+    cfnet_controller::run(config, client, shutdown).await?;
     Ok(())
 }
 
-/// SIGTERM (Kubernetes) or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
+/// Completes on SIGTERM (Kubernetes) or SIGINT (Ctrl-C) and arms the [`EXIT_DEADLINE`] watchdog.
+/// The handlers are installed when this is called, not when the future is first polled.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()> + Send> {
     use tokio::signal::unix::{SignalKind, signal};
-    let term = async {
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = term => tracing::info!("SIGTERM received"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    let mut term = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+    Ok(async move {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!("{name} received: finishing in-flight reconciles, exiting within 10 s");
+        arm_exit_deadline(name);
+    })
+}
+
+/// Exits the process [`EXIT_DEADLINE`] after `signal` if the orderly stop has not finished by then.
+fn arm_exit_deadline(signal: &'static str) {
+    let spawned = std::thread::Builder::new()
+        .name("cfnet-exit-deadline".into())
+        .spawn(move || {
+            std::thread::sleep(EXIT_DEADLINE);
+            eprintln!(
+                "cfnet controller: still stopping {EXIT_DEADLINE:?} after {signal}; exiting now \
+                 (unfinished writes are redone from the API server's state by the next start)"
+            );
+            std::process::exit(1);
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the exit-deadline watchdog; stopping without it");
     }
 }

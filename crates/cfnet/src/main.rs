@@ -1,6 +1,7 @@
 //! The `cfnet` binary: wires the crates together and owns the process edge (arguments, environment,
 //! exit codes, signals, logging).
 
+mod api_backoff;
 mod bench;
 mod controller;
 mod crd;
