@@ -5,6 +5,7 @@ mod api_backoff;
 mod bench;
 mod controller;
 mod crd;
+mod demo;
 mod dev;
 mod render;
 
@@ -25,6 +26,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// One-command demo: local control plane + in-process controller + the example Routes, printed as
+    /// Routes, Services and VirtualServices; runs until Ctrl-C (or --exit-when-ready).
+    Demo(demo::Args),
     /// Run the RouteController: Routes -> Services + Istio VirtualServices.
     Controller(controller::Args),
     /// Translate Route YAML/JSON offline into the Services and VirtualServices the controller would write.
@@ -41,6 +45,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Demo(args) => demo::run(args),
         Command::Controller(args) => controller::run(args),
         Command::Render(args) => render::run(args),
         Command::Crd(args) => crd::run(args),

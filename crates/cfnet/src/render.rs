@@ -98,15 +98,14 @@ pub fn run(args: Args) -> ExitCode {
 /// Renders `(label, text)` sources. Pure apart from allocation: the tests call it directly.
 pub fn render(sources: &[(String, String)], gateway: &str, format: Format) -> Outcome {
     let mut outcome = Outcome::default();
-    let mut routes = Vec::new();
-    for (label, text) in sources {
-        if let Err(e) = read_source(label, text, &mut routes, &mut outcome.stderr) {
+    let routes = match read_routes(sources, &mut outcome.stderr) {
+        Ok(routes) => routes,
+        Err(e) => {
             outcome.stderr.push(format!("error: {e}"));
             outcome.code = 2;
             return outcome;
         }
-    }
-    warn_duplicates(&routes, &mut outcome.stderr);
+    };
 
     let settings = Settings {
         gateway: gateway.to_owned(),
@@ -167,6 +166,22 @@ pub fn render(sources: &[(String, String)], gateway: &str, format: Format) -> Ou
         }
     }
     outcome
+}
+
+/// Parses `(label, text)` sources into Routes exactly as `render` reads them (YAML or JSON streams, Lists,
+/// a missing namespace read as `default`); warnings (skipped objects, duplicates) go to `warnings`. `Err`
+/// is the one-line description of unusable input, naming the source, document and field. Also used by
+/// `cfnet demo` to read the example Routes it applies.
+pub fn read_routes(
+    sources: &[(String, String)],
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Route>, String> {
+    let mut routes = Vec::new();
+    for (label, text) in sources {
+        read_source(label, text, &mut routes, warnings)?;
+    }
+    warn_duplicates(&routes, warnings);
+    Ok(routes)
 }
 
 #[derive(Serialize)]

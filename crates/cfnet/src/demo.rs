@@ -1,0 +1,690 @@
+//! `cfnet demo`: the README's main command. On a fresh machine it installs etcd and kube-apiserver when
+//! missing, starts them on 127.0.0.1 with the Route and Istio CRDs, runs the RouteController in-process,
+//! server-side applies the example Routes, waits until every Route has an up-to-date Ready condition and
+//! prints the Routes, Services and VirtualServices. Then it keeps running for kubectl until Ctrl-C or
+//! SIGTERM, which stop the controller, kube-apiserver and etcd (exit 0); `--exit-when-ready` stops right
+//! after the tables. Any failure is one `cfnet demo: …` line on stderr naming what failed and what to do,
+//! exit 1. Progress goes to stderr, the tables and the kubectl hint to stdout.
+//!
+//! In-process rather than a child `cfnet controller`: one process to stop, one log stream, and the
+//! process edge (`cfnet controller`'s flags and signals) has its own tests.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use cfnet_api::{ConditionStatus, READY, Route, VirtualService};
+use cfnet_controller::{Config, Controller, is_ours};
+use cfnet_testenv::{ControlPlane, Error as TestenvError, Options};
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const DEFAULT_GATEWAY: &str = "cf-system/istio-ingressgateway";
+/// Field manager of the demo's Route applies (the controller's own is `cfnet-routecontroller`).
+const FIELD_MANAGER: &str = "cfnet-demo";
+/// How long the in-process controller gets to stop before the control plane goes.
+const CONTROLLER_STOP: Duration = Duration::from_secs(10);
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Directory of Route files (*.yaml, *.yml, *.json; multi-document and Lists) to apply.
+    #[arg(long, value_name = "DIR", default_value = "examples")]
+    examples: PathBuf,
+    /// Keep etcd data, certificates, logs and the kubeconfig in DIR (created if missing); default: a temp
+    /// dir removed on exit.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Print the tables and exit instead of running until Ctrl-C (tests, CI).
+    #[arg(long)]
+    exit_when_ready: bool,
+    /// Give up when a Route has no up-to-date Ready condition after this many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    ready_timeout: u64,
+    /// Gateway external routes are bound to, NAMESPACE/NAME.
+    #[arg(long, value_name = "NS/NAME", env = "ISTIO_GATEWAY_NAME", default_value = DEFAULT_GATEWAY)]
+    gateway: String,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                // The controller's warnings stay visible; kube logs every 500 of /readyz during start-up.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,kube_client=off")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cfnet demo: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(demo(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("cfnet demo: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// SIGINT and SIGTERM, installed before anything starts so that neither kills us half-way.
+struct Signals {
+    int: Signal,
+    term: Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Self, String> {
+        let int = signal(SignalKind::interrupt())
+            .map_err(|e| format!("cannot install the SIGINT handler: {e}"))?;
+        let term = signal(SignalKind::terminate())
+            .map_err(|e| format!("cannot install the SIGTERM handler: {e}"))?;
+        Ok(Signals { int, term })
+    }
+
+    /// The name of the first signal received.
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.int.recv() => "SIGINT",
+            _ = self.term.recv() => "SIGTERM",
+        }
+    }
+}
+
+/// The in-process controller and the means to stop it.
+struct RunningController {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), cfnet_controller::Error>>,
+}
+
+impl RunningController {
+    fn start(gateway: &str, client: Client) -> Self {
+        let mut config = Config::new(gateway);
+        config.workers = 2;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let controller = Controller::new(config, client);
+        let task = tokio::spawn(controller.run(async move {
+            let _ = stopped.await;
+        }));
+        RunningController { stop, task }
+    }
+
+    /// Asks the controller to finish its in-flight work and waits for it (bounded).
+    async fn stop(self) -> Result<(), String> {
+        let _ = self.stop.send(());
+        let mut task = self.task;
+        match tokio::time::timeout(CONTROLLER_STOP, &mut task).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(e))) => Err(format!("the controller failed: {e}")),
+            Ok(Err(e)) => Err(format!("the controller task failed: {e}")),
+            Err(_) => {
+                task.abort();
+                Err(format!(
+                    "the controller did not stop within {CONTROLLER_STOP:?}; stopped it"
+                ))
+            }
+        }
+    }
+}
+
+async fn demo(args: Args) -> Result<(), String> {
+    let mut signals = Signals::install()?;
+    let routes = read_examples(&args.examples)?;
+    let namespaces: BTreeSet<String> = routes.iter().filter_map(|r| r.namespace()).collect();
+    eprintln!(
+        "cfnet demo: {} Routes from {} (namespace {})",
+        routes.len(),
+        args.examples.display(),
+        namespaces.iter().cloned().collect::<Vec<_>>().join(", ")
+    );
+
+    match cfnet_testenv::locate_binaries() {
+        Ok(found) => eprintln!(
+            "cfnet demo: starting etcd and kube-apiserver on 127.0.0.1 (binaries in {})",
+            found
+                .kube_apiserver
+                .parent()
+                .unwrap_or(Path::new("."))
+                .display()
+        ),
+        Err(_) => eprintln!(
+            "cfnet demo: etcd/kube-apiserver not installed: installing them into {} first (several \
+             minutes on the first run, then cached)",
+            cfnet_testenv::cache_bin_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_else(|| "the cache directory".into())
+        ),
+    }
+    let options = Options {
+        state_dir: args.state_dir.clone(),
+        install_missing: true,
+        ..Options::default()
+    };
+    // A signal during start-up drops the half-started control plane, which stops its servers.
+    let mut cp = tokio::select! {
+        started = ControlPlane::start_with(options) => started.map_err(control_plane_failed)?,
+        name = signals.recv() => {
+            eprintln!("cfnet demo: {name} during start-up; stopped");
+            return Ok(());
+        }
+    };
+    eprintln!(
+        "cfnet demo: kube-apiserver {} ready at {} in {:.1} s (Route and Istio CRDs installed); state in {}",
+        cp.apiserver_version(),
+        cp.server_url(),
+        cp.startup_duration().as_secs_f64(),
+        cp.state_dir().display()
+    );
+
+    let controller = RunningController::start(&args.gateway, cp.client());
+    eprintln!(
+        "cfnet demo: RouteController running in-process (gateway {})",
+        args.gateway
+    );
+
+    let outcome = tokio::select! {
+        shown = show(&cp, &routes, &namespaces, &args) => shown.map(|()| None),
+        name = signals.recv() => Ok(Some(name)),
+    };
+    let outcome = match outcome {
+        Ok(None) if !args.exit_when_ready => {
+            println!(
+                "\nThe controller keeps running against kube-apiserver {} at {}. In another shell:\n  \
+                 KUBECONFIG={} kubectl get routes -A\n\
+                 cfnet demo: ready. Ctrl-C stops the controller, kube-apiserver and etcd.",
+                cp.apiserver_version(),
+                cp.server_url(),
+                cp.kubeconfig_path().display()
+            );
+            keep_running(&mut cp, &mut signals, &controller).await
+        }
+        other => other,
+    };
+
+    // Stop in dependency order: the controller first (it finishes its in-flight writes), then the servers.
+    let stopped = controller.stop().await;
+    let kept = args.state_dir.is_some();
+    tokio::task::block_in_place(|| {
+        if kept {
+            // It names ports that are about to close.
+            let _ = std::fs::remove_file(cp.kubeconfig_path());
+        }
+        cp.stop();
+    });
+    match (outcome, stopped) {
+        (Err(e), _) => Err(e),
+        (Ok(_), Err(e)) => Err(e),
+        (Ok(name), Ok(())) => {
+            match name {
+                Some(name) => {
+                    eprintln!(
+                        "cfnet demo: {name} received; controller, kube-apiserver and etcd stopped"
+                    )
+                }
+                None => eprintln!("cfnet demo: controller, kube-apiserver and etcd stopped"),
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Runs until a signal (its name) or until the controller or a server dies (an error).
+async fn keep_running(
+    cp: &mut ControlPlane,
+    signals: &mut Signals,
+    controller: &RunningController,
+) -> Result<Option<&'static str>, String> {
+    let mut health = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            name = signals.recv() => return Ok(Some(name)),
+            _ = health.tick() => {
+                cp.check_running().map_err(|e| format!(
+                    "{e}\n(the control plane stopped under the demo; its logs are in {})", cp.state_dir().display()))?;
+                if controller.task.is_finished() {
+                    return Err("the controller stopped unexpectedly; its log lines above say why".into());
+                }
+            }
+        }
+    }
+}
+
+fn control_plane_failed(e: TestenvError) -> String {
+    format!(
+        "could not start the local control plane: {e}\n(install the binaries by hand with `cfnet dev install`; \
+         pass --state-dir DIR to keep the logs)"
+    )
+}
+
+/// Every Route in the `*.yaml`, `*.yml` and `*.json` files of `dir`, in file-name order.
+fn read_examples(dir: &Path) -> Result<Vec<Route>, String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        format!(
+            "cannot read the examples directory {}: {e}; run from the repository root or pass --examples DIR",
+            dir.display()
+        )
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file()
+                && p.extension()
+                    .and_then(|x| x.to_str())
+                    .is_some_and(|x| matches!(x, "yaml" | "yml" | "json"))
+        })
+        .collect();
+    files.sort();
+    let mut sources = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        sources.push((file.display().to_string(), text));
+    }
+    let mut warnings = Vec::new();
+    let routes = crate::render::read_routes(&sources, &mut warnings)
+        .map_err(|e| format!("{e}; fix the file or pass --examples DIR"))?;
+    for w in warnings {
+        eprintln!("cfnet demo: {w}");
+    }
+    if routes.is_empty() {
+        return Err(format!(
+            "no networking.cloudfoundry.org/v1alpha1 Route in {}: pass --examples DIR with Route files",
+            dir.display()
+        ));
+    }
+    Ok(routes)
+}
+
+/// Namespaces, applies, waits for Ready, prints the tables.
+async fn show(
+    cp: &ControlPlane,
+    routes: &[Route],
+    namespaces: &BTreeSet<String>,
+    args: &Args,
+) -> Result<(), String> {
+    let client = cp.client();
+    for ns in namespaces {
+        ensure_namespace(&client, ns).await?;
+    }
+    let started = Instant::now();
+    let applied = apply_routes(&client, routes).await?;
+    eprintln!(
+        "cfnet demo: applied {} Routes (server-side apply, field manager {FIELD_MANAGER})",
+        applied.len()
+    );
+    let timeout = Duration::from_secs(args.ready_timeout);
+    let current = wait_for_ready(&client, &applied, namespaces, timeout).await?;
+    eprintln!(
+        "cfnet demo: every Route has an up-to-date Ready condition, {:.1} s after the apply",
+        started.elapsed().as_secs_f64()
+    );
+
+    let mut services = Vec::new();
+    let mut virtual_services = Vec::new();
+    for ns in namespaces {
+        let listed = Api::<Service>::namespaced(client.clone(), ns)
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| format!("listing Services in namespace {ns}: {e}"))?;
+        services.extend(listed.items.into_iter().filter(|s| is_ours(&s.metadata)));
+        let listed = Api::<VirtualService>::namespaced(client.clone(), ns)
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| format!("listing VirtualServices in namespace {ns}: {e}"))?;
+        virtual_services.extend(listed.items.into_iter().filter(|v| is_ours(&v.metadata)));
+    }
+    print!("{}", tables(&current, &mut services, &mut virtual_services));
+    Ok(())
+}
+
+async fn ensure_namespace(client: &Client, name: &str) -> Result<(), String> {
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    match Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+    {
+        Ok(_) => {
+            eprintln!("cfnet demo: created namespace {name}");
+            Ok(())
+        }
+        Err(kube::Error::Api(status)) if status.is_already_exists() => Ok(()),
+        Err(e) => Err(format!("creating namespace {name}: {e}")),
+    }
+}
+
+/// A Route the demo applied: (namespace, name) and the generation its Ready condition must observe.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Applied {
+    namespace: String,
+    name: String,
+    generation: i64,
+}
+
+async fn apply_routes(client: &Client, routes: &[Route]) -> Result<Vec<Applied>, String> {
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let mut applied = Vec::new();
+    for route in routes {
+        let namespace = route.namespace().unwrap_or_else(|| "default".into());
+        let name = route.name_any();
+        let mut body = route.clone();
+        // Apply exactly what the file says; the server owns these.
+        body.metadata.resource_version = None;
+        body.metadata.uid = None;
+        body.status = None;
+        let written = Api::<Route>::namespaced(client.clone(), &namespace)
+            .patch(&name, &params, &Patch::Apply(&body))
+            .await
+            .map_err(|e| {
+                format!("applying Route {namespace}/{name}: {e}; fix the example file or pass --examples DIR")
+            })?;
+        applied.push(Applied {
+            namespace,
+            name,
+            generation: written.metadata.generation.unwrap_or(0),
+        });
+    }
+    applied.sort();
+    applied.dedup_by(|a, b| a.namespace == b.namespace && a.name == b.name);
+    Ok(applied)
+}
+
+/// The Ready condition of `route` when it describes `generation` (or a later one).
+fn ready_condition(route: &Route, generation: i64) -> Option<&cfnet_api::Condition> {
+    route
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == READY)
+        .filter(|c| c.observed_generation.is_some_and(|g| g >= generation))
+}
+
+/// Polls until every applied Route has an up-to-date Ready condition; returns them sorted.
+async fn wait_for_ready(
+    client: &Client,
+    applied: &[Applied],
+    namespaces: &BTreeSet<String>,
+    timeout: Duration,
+) -> Result<Vec<Route>, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut current = Vec::new();
+        for ns in namespaces {
+            let listed = Api::<Route>::namespaced(client.clone(), ns)
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| format!("listing Routes in namespace {ns}: {e}"))?;
+            current.extend(listed.items);
+        }
+        let pending: Vec<String> = applied
+            .iter()
+            .filter(|a| {
+                !current.iter().any(|r| {
+                    r.namespace().as_deref() == Some(a.namespace.as_str())
+                        && r.name_any() == a.name
+                        && ready_condition(r, a.generation).is_some()
+                })
+            })
+            .map(|a| format!("{}/{}", a.namespace, a.name))
+            .collect();
+        if pending.is_empty() {
+            current.retain(|r| {
+                applied.iter().any(|a| {
+                    r.namespace().as_deref() == Some(a.namespace.as_str()) && r.name_any() == a.name
+                })
+            });
+            current.sort_by_key(|r| (r.namespace(), r.name_any()));
+            return Ok(current);
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "timed out after {timeout:?} waiting for the Ready condition of {} Route(s): {}; the \
+                 controller's log lines above say why (RUST_LOG=info shows more), or pass a longer --ready-timeout",
+                pending.len(),
+                pending.join(", ")
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The three tables, deterministic: every list sorted by namespace and name.
+fn tables(
+    routes: &[Route],
+    services: &mut [Service],
+    virtual_services: &mut [VirtualService],
+) -> String {
+    services.sort_by_key(|s| (s.namespace(), s.name_any()));
+    virtual_services.sort_by_key(|v| (v.namespace(), v.name_any()));
+    let mut out = String::new();
+    out.push_str(&format!("\nRoutes ({})\n", routes.len()));
+    out.push_str(&routes_table(routes));
+    out.push_str(&format!("\nServices ({})\n", services.len()));
+    out.push_str(&services_table(services));
+    out.push_str(&format!("\nVirtualServices ({})\n", virtual_services.len()));
+    out.push_str(&virtual_services_table(virtual_services));
+    out
+}
+
+fn routes_table(routes: &[Route]) -> String {
+    let rows = routes
+        .iter()
+        .map(|r| {
+            let ready = r
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY));
+            let status = match ready.map(|c| c.status) {
+                Some(ConditionStatus::True) => "True",
+                Some(ConditionStatus::False) => "False",
+                Some(ConditionStatus::Unknown) => "Unknown",
+                None => "-",
+            };
+            vec![
+                r.namespace().unwrap_or_default(),
+                r.name_any(),
+                r.spec.url.clone(),
+                status.to_string(),
+                ready.and_then(|c| c.reason.clone()).unwrap_or_default(),
+                ready.and_then(|c| c.message.clone()).unwrap_or_default(),
+            ]
+        })
+        .collect::<Vec<_>>();
+    table(
+        &["NAMESPACE", "NAME", "URL", "READY", "REASON", "MESSAGE"],
+        &rows,
+    )
+}
+
+fn services_table(services: &[Service]) -> String {
+    let rows = services
+        .iter()
+        .map(|s| {
+            let spec = s.spec.as_ref();
+            let ports = spec
+                .and_then(|sp| sp.ports.as_ref())
+                .map(|ports| {
+                    ports
+                        .iter()
+                        .map(|p| {
+                            format!(
+                                "{}{}/{}",
+                                p.name
+                                    .as_deref()
+                                    .map(|n| format!("{n}:"))
+                                    .unwrap_or_default(),
+                                p.port,
+                                p.protocol.as_deref().unwrap_or("TCP")
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default();
+            let selector = spec
+                .and_then(|sp| sp.selector.as_ref())
+                .map(|sel| {
+                    sel.iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default();
+            vec![
+                s.namespace().unwrap_or_default(),
+                s.name_any(),
+                ports,
+                selector,
+            ]
+        })
+        .collect::<Vec<_>>();
+    table(&["NAMESPACE", "NAME", "PORTS", "SELECTOR"], &rows)
+}
+
+/// One row per VirtualService, continued by one row per further http route (ROUTES column only).
+fn virtual_services_table(virtual_services: &[VirtualService]) -> String {
+    let mut rows = Vec::new();
+    for vs in virtual_services {
+        let http_routes: Vec<String> = vs
+            .spec
+            .http
+            .iter()
+            .map(|h| {
+                let prefix = h
+                    .match_
+                    .iter()
+                    .filter_map(|m| m.uri.as_ref()?.prefix.clone())
+                    .collect::<Vec<_>>();
+                let matched = if prefix.is_empty() {
+                    "(any path)".to_string()
+                } else {
+                    prefix.join(",")
+                };
+                let destinations = h
+                    .route
+                    .iter()
+                    .map(|d| {
+                        if d.weight == 0 {
+                            d.destination.host.clone()
+                        } else {
+                            format!("{} {}", d.destination.host, d.weight)
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                format!("{matched} -> {destinations}")
+            })
+            .collect();
+        let mut first = vec![
+            vs.namespace().unwrap_or_default(),
+            vs.name_any(),
+            vs.spec.hosts.join(","),
+            vs.spec.gateways.join(","),
+        ];
+        let mut http_routes = http_routes.into_iter();
+        first.push(http_routes.next().unwrap_or_default());
+        rows.push(first);
+        for more in http_routes {
+            rows.push(vec![
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                more,
+            ]);
+        }
+    }
+    table(
+        &[
+            "NAMESPACE",
+            "NAME",
+            "HOSTS",
+            "GATEWAYS",
+            "ROUTES (PATH PREFIX -> HOST WEIGHT)",
+        ],
+        &rows,
+    )
+}
+
+/// Left-aligned columns two spaces apart; the last column is not padded.
+fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut text = String::new();
+        for (i, cell) in cells.enumerate() {
+            if i + 1 < widths.len() {
+                text.push_str(cell);
+                let pad = widths[i] - cell.chars().count() + 2;
+                text.extend(std::iter::repeat_n(' ', pad));
+            } else {
+                text.push_str(cell);
+            }
+        }
+        let mut text = text.trim_end().to_string();
+        text.push('\n');
+        text
+    };
+    let mut out = line(&mut headers.iter().copied());
+    for row in rows {
+        out.push_str(&line(&mut row.iter().map(String::as_str)));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_columns_and_leave_the_last_unpadded() {
+        let rows = vec![
+            vec!["ns".to_string(), "a-long-name".to_string(), "x".to_string()],
+            vec!["namespace".to_string(), "b".to_string(), String::new()],
+        ];
+        assert_eq!(
+            table(&["NAMESPACE", "NAME", "LAST"], &rows),
+            "NAMESPACE  NAME         LAST\n\
+             ns         a-long-name  x\n\
+             namespace  b\n"
+        );
+    }
+
+    #[test]
+    fn ready_condition_must_observe_the_applied_generation() {
+        let mut route: Route = serde_json::from_value(serde_json::json!({
+            "apiVersion": "networking.cloudfoundry.org/v1alpha1", "kind": "Route",
+            "metadata": {"name": "r", "namespace": "ns", "generation": 2},
+            "spec": {"host": "h", "url": "h.d", "domain": {"name": "d", "internal": false}, "destinations": []},
+            "status": {"conditions": [{"type": "Ready", "status": "True", "observedGeneration": 1}]}
+        }))
+        .unwrap();
+        assert!(ready_condition(&route, 2).is_none(), "stale condition");
+        if let Some(s) = route.status.as_mut() {
+            s.conditions[0].observed_generation = Some(2);
+        }
+        assert!(ready_condition(&route, 2).is_some());
+    }
+}

@@ -1,0 +1,361 @@
+//! `cfnet demo`, the README's main command, run as the built binary from the repository root against a
+//! real etcd + kube-apiserver: every example Route is applied and reported with its Ready condition, the
+//! Services and VirtualServices listed are exactly those `cfnet render` derives from the same files, and
+//! nothing is left running afterwards — with `--exit-when-ready` and on Ctrl-C (SIGINT).
+//! Fails (never skips) when etcd/kube-apiserver cannot be installed or started.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const CFNET: &str = env!("CARGO_BIN_EXE_cfnet");
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn example_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo_root().join("examples"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "examples: {files:?}");
+    files
+}
+
+/// (namespace, name) of every Route in the example files (Lists unpacked, namespace default `default`).
+fn example_routes() -> BTreeSet<(String, String)> {
+    fn collect(doc: &Value, out: &mut BTreeSet<(String, String)>) {
+        match doc["kind"].as_str() {
+            Some("List") => doc["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .for_each(|i| collect(i, out)),
+            Some("Route") => {
+                let ns = doc["metadata"]["namespace"].as_str().unwrap_or("default");
+                let name = doc["metadata"]["name"].as_str().unwrap();
+                out.insert((ns.to_string(), name.to_string()));
+            }
+            _ => {}
+        }
+    }
+    let mut routes = BTreeSet::new();
+    for file in example_files() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+            let value: Value = serde::Deserialize::deserialize(doc).unwrap();
+            collect(&value, &mut routes);
+        }
+    }
+    routes
+}
+
+/// What `cfnet render` derives from the examples: Service names, VirtualService names, and the problem
+/// message of every invalid route (`namespace/name` → message).
+struct Rendered {
+    services: BTreeSet<(String, String)>,
+    virtual_services: BTreeSet<(String, String)>,
+    problems: BTreeMap<String, String>,
+}
+
+fn render_examples() -> Rendered {
+    let mut rendered = Rendered {
+        services: BTreeSet::new(),
+        virtual_services: BTreeSet::new(),
+        problems: BTreeMap::new(),
+    };
+    for file in example_files() {
+        let out = Command::new(CFNET)
+            .args(["render", "-o", "json", "-f"])
+            .arg(&file)
+            .env("ISTIO_GATEWAY_NAME", "cf-system/istio-ingressgateway")
+            .output()
+            .unwrap();
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "render {}: {:?}",
+            file.display(),
+            out
+        );
+        let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+        for item in list["items"].as_array().unwrap() {
+            let id = (
+                item["metadata"]["namespace"].as_str().unwrap().to_string(),
+                item["metadata"]["name"].as_str().unwrap().to_string(),
+            );
+            match item["kind"].as_str().unwrap() {
+                "Service" => rendered.services.insert(id),
+                "VirtualService" => rendered.virtual_services.insert(id),
+                other => panic!("unexpected kind {other}"),
+            };
+        }
+        for line in String::from_utf8_lossy(&out.stderr).lines() {
+            if let Some((route, message)) =
+                line.strip_prefix("route ").and_then(|l| l.split_once(": "))
+            {
+                rendered
+                    .problems
+                    .insert(route.to_string(), message.to_string());
+            }
+        }
+    }
+    assert!(
+        !rendered.problems.is_empty(),
+        "examples/invalid-weights.yaml is invalid on purpose"
+    );
+    rendered
+}
+
+/// The data rows of the table under the `<title> (<n>)` line, up to the next blank line.
+fn table_rows<'a>(output: &'a str, title: &str) -> Vec<&'a str> {
+    let mut lines = output.lines();
+    let heading = format!("{title} (");
+    lines
+        .by_ref()
+        .find(|l| l.starts_with(&heading))
+        .unwrap_or_else(|| panic!("no {title} table in:\n{output}"));
+    lines.next().expect("the header row");
+    lines.take_while(|l| !l.trim().is_empty()).collect()
+}
+
+/// (namespace, name) of the rows that start an object (continuation rows start with blanks).
+fn names(rows: &[&str]) -> BTreeSet<(String, String)> {
+    rows.iter()
+        .filter(|r| !r.starts_with(' '))
+        .map(|r| {
+            let mut cells = r.split_whitespace();
+            (
+                cells.next().unwrap().to_string(),
+                cells.next().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn check_tables(output: &str) {
+    let expected_routes = example_routes();
+    let rendered = render_examples();
+
+    let route_rows = table_rows(output, "Routes");
+    assert_eq!(
+        names(&route_rows),
+        expected_routes,
+        "every example Route is listed:\n{output}"
+    );
+    for row in &route_rows {
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        let id = format!("{}/{}", cells[0], cells[1]);
+        let (ready, reason) = (cells[3], cells[4]);
+        match rendered.problems.get(&id) {
+            Some(message) => {
+                assert_eq!(
+                    (ready, reason),
+                    ("False", "Invalid"),
+                    "{id} is invalid:\n{output}"
+                );
+                assert!(
+                    row.contains(message.as_str()),
+                    "{id} shows why ({message}):\n{output}"
+                );
+            }
+            None => assert_eq!(
+                (ready, reason),
+                ("True", "Programmed"),
+                "{id} is programmed:\n{output}"
+            ),
+        }
+    }
+    assert_eq!(
+        names(&table_rows(output, "Services")),
+        rendered.services,
+        "the Services are those `cfnet render` derives:\n{output}"
+    );
+    assert_eq!(
+        names(&table_rows(output, "VirtualServices")),
+        rendered.virtual_services,
+        "the VirtualServices are those `cfnet render` derives:\n{output}"
+    );
+}
+
+/// Live processes other than `except` whose command line names `dir` (etcd and kube-apiserver carry it
+/// in their flags).
+fn processes_naming(dir: &Path, except: u32) -> Vec<String> {
+    let needle = dir.display().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != except)
+        .filter(|pid| {
+            // Zombies are dead.
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                s.rsplit_once(')')
+                    .is_some_and(|(_, r)| !r.trim_start().starts_with('Z'))
+            })
+        })
+        .filter_map(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            cmdline
+                .contains(&needle)
+                .then(|| format!("{pid}: {cmdline}"))
+        })
+        .collect()
+}
+
+/// Kills the demo if the test fails half-way (its servers then die through PDEATHSIG).
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn state_dir() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::Builder::new()
+        .prefix("cfnet-demo-test-")
+        .tempdir()
+        .unwrap();
+    let path = dir.path().canonicalize().unwrap();
+    (dir, path)
+}
+
+#[test]
+fn demo_exit_when_ready_reports_every_example_and_stops_everything() {
+    let (_dir, state) = state_dir();
+    // From the repository root without --examples: exactly the README's command.
+    let out = Command::new(CFNET)
+        .args(["demo", "--exit-when-ready", "--state-dir"])
+        .arg(&state)
+        .current_dir(repo_root())
+        .env_remove("ISTIO_GATEWAY_NAME")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "cfnet demo failed: {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+    check_tables(&stdout);
+    assert!(
+        stderr.contains("controller, kube-apiserver and etcd stopped"),
+        "{stderr}"
+    );
+    assert_eq!(
+        processes_naming(&state, 0),
+        Vec::<String>::new(),
+        "no etcd/kube-apiserver survives the demo"
+    );
+}
+
+#[test]
+fn demo_runs_until_sigint_then_stops_everything() {
+    let (_dir, state) = state_dir();
+    let mut demo = KillOnDrop(
+        Command::new(CFNET)
+            .args(["demo", "--state-dir"])
+            .arg(&state)
+            .current_dir(repo_root())
+            .env_remove("ISTIO_GATEWAY_NAME")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let (tx, rx) = mpsc::channel::<String>();
+    let stdout = demo.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let stderr = demo.0.stderr.take().unwrap();
+    let stderr_reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut text);
+        text
+    });
+
+    // Start-up may include installing the binaries on a fresh machine.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut output = String::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                output.push_str(&line);
+                output.push('\n');
+                if line.starts_with("cfnet demo: ready.") {
+                    break;
+                }
+            }
+            Err(e) => {
+                let status = demo.0.try_wait().unwrap();
+                panic!("no ready line ({e}; demo status {status:?}); stdout so far:\n{output}");
+            }
+        }
+    }
+    check_tables(&output);
+    let kubectl = format!(
+        "KUBECONFIG={} kubectl get routes -A",
+        state.join("kubeconfig").display()
+    );
+    assert!(output.contains(&kubectl), "prints `{kubectl}`:\n{output}");
+    assert!(
+        state.join("kubeconfig").exists(),
+        "the kubeconfig is there while the demo runs"
+    );
+    assert_eq!(
+        processes_naming(&state, demo.0.id()).len(),
+        2,
+        "etcd and kube-apiserver run while the demo does"
+    );
+
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(demo.0.id() as libc::pid_t, libc::SIGINT) };
+    let signalled = Instant::now();
+    let status = loop {
+        if let Some(status) = demo.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(15),
+            "cfnet demo did not stop within 15 s of SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stderr = stderr_reader.join().unwrap();
+    assert!(
+        status.success(),
+        "cfnet demo exits 0 on SIGINT: {status}\n{stderr}"
+    );
+    assert!(
+        stderr.contains("SIGINT received; controller, kube-apiserver and etcd stopped"),
+        "{stderr}"
+    );
+    assert_eq!(
+        processes_naming(&state, demo.0.id()),
+        Vec::<String>::new(),
+        "no etcd/kube-apiserver survives Ctrl-C"
+    );
+    assert!(
+        !state.join("kubeconfig").exists(),
+        "the kubeconfig naming closed ports is removed"
+    );
+}
