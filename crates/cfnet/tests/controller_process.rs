@@ -252,7 +252,7 @@ async fn sigterm_finishes_in_flight_reconciles_and_exits_0_within_10s() {
         .await;
     }
     let (status, took) = controller.terminate(Duration::from_secs(10)).await;
-    eprintln!("SIGTERM during a burst of 40 Routes: exit {status} after {took:?}");
+    eprintln!("SIGTERM during a burst of 40 Routes: {status} after {took:?}");
     let log = controller.logs().join("\n");
     assert!(
         status.success(),
@@ -299,7 +299,7 @@ async fn sigterm_before_the_caches_ever_synced_exits_at_once() {
     assert_eq!(controller.probe("/readyz").await, Some(503));
 
     let (status, took) = controller.terminate(Duration::from_secs(10)).await;
-    eprintln!("SIGTERM before the caches synced: exit {status} after {took:?}");
+    eprintln!("SIGTERM before the caches synced: {status} after {took:?}");
     let log = controller.logs().join("\n");
     assert!(status.success(), "exit 0, got {status}; log:\n{log}");
     // Idle workers hold nothing in flight: they must not be waited for until the 8 s grace runs out.
