@@ -14,6 +14,7 @@
 //! # }
 //! ```
 
+mod changes;
 mod children;
 mod config;
 mod error;

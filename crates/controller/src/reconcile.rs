@@ -14,6 +14,7 @@ use cfnet_api::{
 };
 use cfnet_translate::{FqdnKey, Settings, virtual_service_name};
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions};
 use kube::core::ApiResource;
 use kube::runtime::events::{Event, EventType, Recorder};
@@ -22,8 +23,10 @@ use serde_json::json;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
+use crate::changes::{Change, ChildChanges};
 use crate::children::{
-    is_ours, owner_route_names, service_needs_apply, virtual_service_needs_apply,
+    CachedVirtualService, is_ours, owner_route_names, service_needs_apply,
+    virtual_service_needs_apply,
 };
 use crate::config::FIELD_MANAGER;
 use crate::error::Error;
@@ -102,6 +105,7 @@ impl Reconciler {
             .partition(|r| r.metadata.deletion_timestamp.is_none());
         let mut errors: Vec<Error> = Vec::new();
         let mut verdicts: BTreeMap<String, Verdict> = BTreeMap::new();
+        let mut changes = ChildChanges::default();
         for p in &snap.translation.problems {
             verdicts
                 .entry(p.route.clone())
@@ -158,7 +162,7 @@ impl Reconciler {
                 Some(c) if !service_needs_apply(&desired, &c) => {}
                 current => {
                     if let Err(e) = self
-                        .apply_service(&desired, current.is_none(), &snap.routes)
+                        .apply_service(&desired, current.is_none(), &mut changes)
                         .await
                     {
                         fail(&mut verdicts, &owners, &e);
@@ -192,7 +196,7 @@ impl Reconciler {
                     .as_ref()
                     .is_none_or(|c| virtual_service_needs_apply(&desired, c))
                     && let Err(e) = self
-                        .apply_virtual_service(&desired, current.is_none(), &snap.routes)
+                        .apply_virtual_service(&desired, current.is_none(), &mut changes)
                         .await
                 {
                     fail(&mut verdicts, &snap.translation.programmed, &e);
@@ -200,7 +204,7 @@ impl Reconciler {
                 }
             }
             (None, Some(current)) if is_ours(&current.metadata) => {
-                if let Err(e) = self.delete_virtual_service(current, &snap.routes).await {
+                if let Err(e) = self.delete_virtual_service(current, &mut changes).await {
                     errors.push(e);
                 }
             }
@@ -213,7 +217,7 @@ impl Reconciler {
             if !desired_services.contains(name)
                 && of_this_fqdn
                 && is_ours(&svc.metadata)
-                && let Err(e) = self.delete_service(svc, &snap.routes).await
+                && let Err(e) = self.delete_service(svc, &mut changes).await
             {
                 errors.push(e);
             }
@@ -255,6 +259,14 @@ impl Reconciler {
             }
         }
 
+        // 7. One Normal event per Route and kind of change, naming every child it concerns.
+        for route in &snap.routes {
+            for (change, note) in changes.notes(&route.name_any()) {
+                self.publish(route, EventType::Normal, change.reason(), note)
+                    .await;
+            }
+        }
+
         match errors.into_iter().next() {
             None => Ok(()),
             Some(e) => Err(e),
@@ -275,7 +287,7 @@ impl Reconciler {
         &self,
         desired: &Service,
         create: bool,
-        routes: &[Arc<Route>],
+        changes: &mut ChildChanges,
     ) -> Result<(), Error> {
         let ns = desired.namespace().unwrap_or_default();
         let name = desired.name_any();
@@ -331,14 +343,11 @@ impl Reconciler {
         };
         write(&self.index).apply_service(applied);
         if create {
-            let owners: Vec<&str> = owner_route_names(&desired.metadata).collect();
-            self.announce(
-                routes,
-                &owners,
-                "Created",
-                format!("created Service {name}"),
-            )
-            .await;
+            changes.record(
+                &desired.metadata,
+                Change::Created,
+                format!("Service {name}"),
+            );
         }
         Ok(())
     }
@@ -347,7 +356,7 @@ impl Reconciler {
         &self,
         desired: &VirtualService,
         create: bool,
-        routes: &[Arc<Route>],
+        changes: &mut ChildChanges,
     ) -> Result<(), Error> {
         let ns = desired.namespace().unwrap_or_default();
         let name = desired.name_any();
@@ -379,8 +388,9 @@ impl Reconciler {
         let action = if create { "created" } else { "updated" };
         info!(kind = "VirtualService", namespace = %ns, name = %name, action, "VirtualService {ns}/{name} has been {action}");
         // Spec fields another manager added survive an apply; the spec is ours as a whole, so replace it.
-        let applied = if let Some(applied) =
-            applied.filter(|a| !virtual_service_needs_apply(desired, a))
+        let applied = if let Some(applied) = applied
+            .map(CachedVirtualService::new)
+            .filter(|a| !virtual_service_needs_apply(desired, a))
         {
             applied
         } else {
@@ -399,18 +409,15 @@ impl Reconciler {
             self.metrics.wrote(Verb::Patch, "VirtualService");
             info!(kind = "VirtualService", namespace = %ns, name = %name, action = "repaired",
                   "VirtualService {ns}/{name} has been repaired (fields set by another manager replaced)");
-            repaired
+            CachedVirtualService::new(repaired)
         };
         write(&self.index).apply_virtual_service(applied);
         if create {
-            let owners: Vec<&str> = owner_route_names(&desired.metadata).collect();
-            self.announce(
-                routes,
-                &owners,
-                "Created",
-                format!("created VirtualService {name}"),
-            )
-            .await;
+            changes.record(
+                &desired.metadata,
+                Change::Created,
+                format!("VirtualService {name}"),
+            );
         }
         Ok(())
     }
@@ -436,23 +443,23 @@ impl Reconciler {
 
     /// Deletes with the cached resourceVersion as precondition: if the object changed since we looked
     /// (another FQDN took it over, someone edited it), the API refuses and the key is retried.
-    fn delete_params<K: Resource>(obj: &K) -> DeleteParams {
+    fn delete_params(meta: &ObjectMeta) -> DeleteParams {
         DeleteParams {
             preconditions: Some(Preconditions {
-                resource_version: obj.meta().resource_version.clone(),
-                uid: obj.meta().uid.clone(),
+                resource_version: meta.resource_version.clone(),
+                uid: meta.uid.clone(),
             }),
             ..DeleteParams::default()
         }
     }
 
-    async fn delete_service(&self, svc: &Service, routes: &[Arc<Route>]) -> Result<(), Error> {
+    async fn delete_service(&self, svc: &Service, changes: &mut ChildChanges) -> Result<(), Error> {
         let ns = svc.namespace().unwrap_or_default();
         let name = svc.name_any();
         self.may_write("Service", &ns, &name)?;
         let api: Api<Service> = Api::namespaced(self.client.clone(), &ns);
         self.metrics.wrote(Verb::Delete, "Service");
-        match api.delete(&name, &Self::delete_params(svc)).await {
+        match api.delete(&name, &Self::delete_params(&svc.metadata)).await {
             Ok(_) => {}
             Err(e) if Error::is_not_found(&e) => {}
             Err(source) => {
@@ -466,29 +473,22 @@ impl Reconciler {
         }
         info!(kind = "Service", namespace = %ns, name = %name, action = "deleted", "Service {ns}/{name} has been deleted");
         write(&self.index).delete_service(&(ns.clone(), name.clone()));
-        let owners: Vec<&str> = owner_route_names(&svc.metadata).collect();
-        self.announce(
-            routes,
-            &owners,
-            "Deleted",
-            format!("deleted Service {name}"),
-        )
-        .await;
+        changes.record(&svc.metadata, Change::Deleted, format!("Service {name}"));
         Ok(())
     }
 
     async fn delete_virtual_service(
         &self,
-        vs: &DynamicObject,
-        routes: &[Arc<Route>],
+        vs: &CachedVirtualService,
+        changes: &mut ChildChanges,
     ) -> Result<(), Error> {
-        let ns = vs.namespace().unwrap_or_default();
-        let name = vs.name_any();
+        let ns = vs.metadata.namespace.clone().unwrap_or_default();
+        let name = vs.metadata.name.clone().unwrap_or_default();
         self.may_write("VirtualService", &ns, &name)?;
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), &ns, &self.vs_resource);
         self.metrics.wrote(Verb::Delete, "VirtualService");
-        match api.delete(&name, &Self::delete_params(vs)).await {
+        match api.delete(&name, &Self::delete_params(&vs.metadata)).await {
             Ok(_) => {}
             Err(e) if Error::is_not_found(&e) => {}
             Err(source) => {
@@ -502,14 +502,11 @@ impl Reconciler {
         }
         info!(kind = "VirtualService", namespace = %ns, name = %name, action = "deleted", "VirtualService {ns}/{name} has been deleted");
         write(&self.index).delete_virtual_service(&(ns.clone(), name.clone()));
-        let owners: Vec<&str> = owner_route_names(&vs.metadata).collect();
-        self.announce(
-            routes,
-            &owners,
-            "Deleted",
-            format!("deleted VirtualService {name}"),
-        )
-        .await;
+        changes.record(
+            &vs.metadata,
+            Change::Deleted,
+            format!("VirtualService {name}"),
+        );
         Ok(())
     }
 
@@ -660,17 +657,6 @@ impl Reconciler {
             .await;
         }
         Ok(())
-    }
-
-    /// A Normal event on each of `owners` that is a Route of this key.
-    async fn announce(&self, routes: &[Arc<Route>], owners: &[&str], reason: &str, note: String) {
-        for route in routes
-            .iter()
-            .filter(|r| owners.contains(&r.name_any().as_str()))
-        {
-            self.publish(route, EventType::Normal, reason, note.clone())
-                .await;
-        }
     }
 
     async fn publish(&self, route: &Route, type_: EventType, reason: &str, note: String) {

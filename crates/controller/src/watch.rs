@@ -17,7 +17,8 @@ use kube::runtime::watcher;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::index::Index;
+use crate::children::CachedVirtualService;
+use crate::index::{Index, trim};
 use crate::metrics::Metrics;
 use crate::queue::WorkQueue;
 use crate::reconcile::write;
@@ -66,12 +67,13 @@ impl Watched for Service {
 impl Watched for DynamicObject {
     const KIND: &'static str = "VirtualService";
     fn apply(index: &mut Index, obj: Self) -> BTreeSet<FqdnKey> {
-        index.apply_virtual_service(obj)
+        index.apply_virtual_service(CachedVirtualService::new(obj))
     }
     fn delete(index: &mut Index, obj: &Self) -> BTreeSet<FqdnKey> {
         index.delete_virtual_service(&id(obj))
     }
     fn replace(index: &mut Index, scope: Option<&str>, objs: Vec<Self>) -> BTreeSet<FqdnKey> {
+        let objs = objs.into_iter().map(CachedVirtualService::new).collect();
         index.replace_virtual_services(scope, objs)
     }
 }
@@ -136,7 +138,9 @@ impl Feed {
                     buffer = Some(Vec::new());
                     continue;
                 }
-                Ok(watcher::Event::InitApply(obj)) => {
+                Ok(watcher::Event::InitApply(mut obj)) => {
+                    // Trim now: a re-list buffers the whole scope until InitDone.
+                    trim(obj.meta_mut());
                     buffer.get_or_insert_default().push(obj);
                     continue;
                 }

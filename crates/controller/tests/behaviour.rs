@@ -107,6 +107,19 @@ async fn drift_deleted_and_edited_children_are_restored_by_the_watch() {
         || virtual_services(&client, &ns),
     )
     .await;
+    // Each reconcile that creates children tells the Route once, naming all of them (one event write,
+    // not one per child).
+    let created = (
+        "Created".to_string(),
+        format!("created Service s-d1, VirtualService {vs_name}"),
+    );
+    eventually_eq(
+        "one Created event naming both children",
+        Duration::from_secs(10),
+        true,
+        || async { events_for(&client, &ns, "r1").await.contains(&created) },
+    )
+    .await;
     c.stop().await;
 }
 

@@ -1,0 +1,119 @@
+//! The children one reconcile created or deleted, per owning Route, so that each Route gets one Event
+//! per kind of change ("Created Service s-…, VirtualService vs-…") instead of one per child. The events
+//! recorder turns a second event with the same reason into a PATCH of the first, so one event per reason
+//! is one write instead of two.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::children::owner_route_names;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Change {
+    Created,
+    Deleted,
+}
+
+impl Change {
+    /// The Event's reason.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Change::Created => "Created",
+            Change::Deleted => "Deleted",
+        }
+    }
+
+    fn verb(self) -> &'static str {
+        match self {
+            Change::Created => "created",
+            Change::Deleted => "deleted",
+        }
+    }
+}
+
+#[derive(Default, Debug)]
+pub(crate) struct ChildChanges {
+    /// Route name → change → children ("Service s-…"), in the order they happened.
+    by_route: BTreeMap<String, BTreeMap<Change, Vec<String>>>,
+}
+
+impl ChildChanges {
+    /// Records `child` (e.g. "Service s-abc") as created or deleted for every Route that owns `meta`.
+    pub fn record(&mut self, meta: &ObjectMeta, change: Change, child: String) {
+        for owner in owner_route_names(meta) {
+            self.by_route
+                .entry(owner.to_string())
+                .or_default()
+                .entry(change)
+                .or_default()
+                .push(child.clone());
+        }
+    }
+
+    /// The notes for `route`: one per kind of change, e.g. (Created, "created Service s-1, VirtualService vs-2").
+    pub fn notes(&self, route: &str) -> Vec<(Change, String)> {
+        self.by_route
+            .get(route)
+            .into_iter()
+            .flatten()
+            .map(|(change, children)| {
+                (
+                    *change,
+                    format!("{} {}", change.verb(), children.join(", ")),
+                )
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+    fn owned_by(routes: &[&str]) -> ObjectMeta {
+        ObjectMeta {
+            owner_references: Some(
+                routes
+                    .iter()
+                    .map(|r| OwnerReference {
+                        api_version: "networking.cloudfoundry.org/v1alpha1".into(),
+                        kind: "Route".into(),
+                        name: (*r).into(),
+                        uid: format!("{r}-uid"),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn one_note_per_route_and_change() {
+        let mut changes = ChildChanges::default();
+        changes.record(&owned_by(&["r1"]), Change::Created, "Service s-1".into());
+        changes.record(
+            &owned_by(&["r1", "r2"]),
+            Change::Created,
+            "VirtualService vs-x".into(),
+        );
+        changes.record(&owned_by(&["r1"]), Change::Deleted, "Service s-0".into());
+        assert_eq!(
+            changes.notes("r1"),
+            vec![
+                (
+                    Change::Created,
+                    "created Service s-1, VirtualService vs-x".to_string()
+                ),
+                (Change::Deleted, "deleted Service s-0".to_string()),
+            ]
+        );
+        assert_eq!(
+            changes.notes("r2"),
+            vec![(Change::Created, "created VirtualService vs-x".to_string())]
+        );
+        assert!(changes.notes("r3").is_empty());
+    }
+}
