@@ -249,7 +249,16 @@ impl Reconciler {
                 None if programmed.contains(name.as_str()) => Verdict {
                     ready: true,
                     reason: "Programmed".into(),
-                    message: format!("programmed in VirtualService {ns}/{vs_name}"),
+                    // A route without destinations has no entry of its own (a lone one gets the
+                    // placeholder that answers 503): say so instead of claiming it is routed.
+                    message: if route.spec.destinations.is_empty() {
+                        format!(
+                            "no destinations: nothing is routed for {} until an app is mapped (VirtualService {ns}/{vs_name})",
+                            route.spec.url
+                        )
+                    } else {
+                        format!("programmed in VirtualService {ns}/{vs_name}")
+                    },
                 },
                 // Neither programmed nor reported: the translation has nothing to say yet.
                 None => continue,

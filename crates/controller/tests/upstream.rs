@@ -190,6 +190,15 @@ async fn i01_route_without_destinations_gets_the_no_destinations_virtual_service
     )
     .await;
     assert!(services(&client, &ns).await.is_empty());
+    // Ready, but the status does not pretend that traffic reaches an app.
+    eventually_eq("Ready says there are no destinations", T, true, || async {
+        ready(&client, &ns, "cc-route-guid")
+            .await
+            .is_some_and(|(status, reason, message)| {
+                status == "True" && reason == "Programmed" && message.starts_with("no destinations")
+            })
+    })
+    .await;
     c.stop().await;
 }
 
