@@ -22,19 +22,23 @@ GOCACHE_DIR="$CACHE/go"
 export GOPATH="$GOCACHE_DIR/path" GOMODCACHE="$GOCACHE_DIR/path/pkg/mod" GOCACHE="$GOCACHE_DIR/build" GOFLAGS=-mod=mod
 export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
 
-ORIG="$GOMODCACHE/k8s.io/kubernetes@v$K8S_VERSION/pkg/registry/core/service/ipallocator/ipallocator.go"
-[[ -f "$ORIG" ]] || { log "$ORIG is missing: run scripts/install-control-plane.sh first"; exit 1; }
-mkdir -p "$OUT/overlay"
-cp "$ORIG" "$OUT/overlay/ipallocator.go"
-chmod u+w "$OUT/overlay/ipallocator.go"
-patch --quiet "$OUT/overlay/ipallocator.go" < "$PATCH"
-printf '{"Replace":{"%s":"%s"}}\n' "$ORIG" "$OUT/overlay/ipallocator.go" > "$OUT/overlay.json"
+# Go refuses overlays of files in the module cache, so build against a patched copy of the module.
+ORIG_MOD="$GOMODCACHE/k8s.io/kubernetes@v$K8S_VERSION"
+[[ -d "$ORIG_MOD" ]] || { log "$ORIG_MOD is missing: run scripts/install-control-plane.sh first"; exit 1; }
+WORK="$OUT/src"
+rm -rf "$WORK"
+mkdir -p "$WORK"
+cp "$SRC/go.mod" "$SRC/go.sum" "$WORK/"
+cp -r "$ORIG_MOD" "$WORK/k8s"
+chmod -R u+w "$WORK/k8s"
+patch --quiet "$WORK/k8s/pkg/registry/core/service/ipallocator/ipallocator.go" < "$PATCH"
+(cd "$WORK" && go mod edit -replace=k8s.io/kubernetes=./k8s)
 
 log "building patched kube-apiserver v$K8S_VERSION into $OUT (a minute or two with a warm Go cache)"
 pkg=k8s.io/component-base/version
 minor="${K8S_VERSION#1.}"; minor="${minor%%.*}"
-cd "$SRC"
-CGO_ENABLED=0 go build -trimpath -overlay "$OUT/overlay.json" \
+cd "$WORK"
+CGO_ENABLED=0 go build -trimpath \
   -ldflags "-X $pkg.gitVersion=v$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=dirty -X $pkg.buildDate=1970-01-01T00:00:00Z" \
   -o "$OUT/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
 mv "$OUT/kube-apiserver.tmp" "$OUT/kube-apiserver"
