@@ -26,6 +26,18 @@ fn obj_id<K: ResourceExt>(obj: &K) -> ObjId {
     meta_id(obj.meta())
 }
 
+/// The ids in `scope` (a namespace, or all) that a re-list did not return.
+fn not_listed<'a>(
+    cached: impl Iterator<Item = &'a ObjId>,
+    scope: Option<&str>,
+    listed: &BTreeSet<ObjId>,
+) -> Vec<ObjId> {
+    cached
+        .filter(|id| scope.is_none_or(|ns| id.0 == ns) && !listed.contains(*id))
+        .cloned()
+        .collect()
+}
+
 fn meta_id(meta: &ObjectMeta) -> ObjId {
     (
         meta.namespace.clone().unwrap_or_default(),
@@ -204,12 +216,7 @@ impl Index {
     /// Replaces the Routes in `scope` (a namespace, or all) after a (re-)list.
     pub fn replace_routes(&mut self, scope: Option<&str>, routes: Vec<Route>) -> BTreeSet<FqdnKey> {
         let listed: BTreeSet<ObjId> = routes.iter().map(obj_id).collect();
-        let gone: Vec<ObjId> = self
-            .route_keys
-            .keys()
-            .filter(|id| scope.is_none_or(|ns| id.0 == ns) && !listed.contains(*id))
-            .cloned()
-            .collect();
+        let gone = not_listed(self.route_keys.keys(), scope, &listed);
         let mut affected = BTreeSet::new();
         for id in gone {
             self.remove_route(&id, &mut affected);
@@ -287,12 +294,7 @@ impl Index {
         services: Vec<Service>,
     ) -> BTreeSet<FqdnKey> {
         let listed: BTreeSet<ObjId> = services.iter().map(obj_id).collect();
-        let gone: Vec<ObjId> = self
-            .services
-            .keys()
-            .filter(|id| scope.is_none_or(|ns| id.0 == ns) && !listed.contains(*id))
-            .cloned()
-            .collect();
+        let gone = not_listed(self.services.keys(), scope, &listed);
         let mut affected = BTreeSet::new();
         for id in gone {
             self.remove_service(&id, &mut affected);
@@ -352,12 +354,7 @@ impl Index {
         objects: Vec<CachedVirtualService>,
     ) -> BTreeSet<FqdnKey> {
         let listed: BTreeSet<ObjId> = objects.iter().map(|o| meta_id(&o.metadata)).collect();
-        let gone: Vec<ObjId> = self
-            .virtual_services
-            .keys()
-            .filter(|id| scope.is_none_or(|ns| id.0 == ns) && !listed.contains(*id))
-            .cloned()
-            .collect();
+        let gone = not_listed(self.virtual_services.keys(), scope, &listed);
         let mut affected = BTreeSet::new();
         for id in gone {
             self.remove_virtual_service(&id, &mut affected);
