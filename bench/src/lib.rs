@@ -1,10 +1,11 @@
 //! `cfnet bench`: upstream's RouteController stress test (reference §4.2), extended, against a real local
 //! control plane, with the controller running as a separate process from the release binary.
 //!
-//! Phases (reported in this order; steady state runs right after bulk add, while the N routes are
-//! programmed): bulk add of N routes to a cold controller, 100 one-at-a-time adds, updates and deletes,
-//! bulk delete, 1,000 routes over 50 shared FQDNs with 200 random updates, and 60 s of steady state. The
-//! bare-client limit (see [`baseline`]) runs last, with the controller stopped.
+//! Phases (reported in this order; steady state and drift repair run right after bulk add, while the N
+//! routes are programmed): bulk add of N routes to a cold controller, 100 one-at-a-time adds, updates and
+//! deletes, bulk delete, 1,000 routes over 50 shared FQDNs with 200 random updates, drift repair (the
+//! Service and VirtualService of 100 routes deleted, and the VirtualService edited, one at a time), and
+//! 60 s of steady state. The bare-client limit (see [`baseline`]) runs last, with the controller stopped.
 
 pub mod baseline;
 pub mod error;
@@ -42,6 +43,9 @@ pub struct Config {
     pub shared_routes: usize,
     pub shared_fqdns: usize,
     pub shared_updates: usize,
+    /// Programmed routes whose Service is deleted, then VirtualService deleted, then VirtualService
+    /// edited, one at a time, each waiting for the controller's repair (capped at `routes`).
+    pub drift_routes: usize,
     pub steady_seconds: u64,
     /// `RESYNC_INTERVAL` given to the controller: shorter than the steady state, so that a resync happens
     /// inside it and must not write.
@@ -62,6 +66,7 @@ impl Config {
             shared_routes: if quick { 200 } else { 1000 },
             shared_fqdns: 50,
             shared_updates: if quick { 100 } else { 200 },
+            drift_routes: if quick { 50 } else { 100 },
             steady_seconds: if quick { 6 } else { 60 },
             resync_seconds: if quick { 2 } else { 30 },
             concurrency: cfnet_controller::Config::new(GATEWAY).workers,

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Debug;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -48,11 +49,22 @@ impl View for RouteView {
 
 impl View for () {}
 
-/// What matters of a VirtualService: its host and the path prefix of each http entry, in order.
+/// What matters of a Service: which object it is (a re-created Service has a new uid).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServiceView {
+    pub uid: String,
+}
+
+impl View for ServiceView {}
+
+/// What matters of a VirtualService: which object it is, its host, the path prefix of each http entry
+/// in order, and a digest of its whole spec (an edit of any other field, e.g. a destination, changes it).
 #[derive(Clone, Debug, PartialEq)]
 pub struct VsView {
+    pub uid: String,
     pub host: String,
     pub prefixes: Vec<String>,
+    pub spec_digest: u64,
 }
 
 impl View for VsView {}
@@ -62,6 +74,9 @@ impl View for VsView {}
 pub struct Seen<T> {
     pub view: T,
     pub at: Instant,
+    /// How often the view changed since the object was first seen: tells "changed and changed back"
+    /// from "not changed yet" when only the latest view is kept.
+    pub changes: u64,
 }
 
 /// All observed objects of one kind in the benchmark namespace.
@@ -111,11 +126,22 @@ impl<T: View> Kind<T> {
             Some(seen) => {
                 self.flagged =
                     self.flagged + usize::from(view.flagged()) - usize::from(seen.view.flagged());
-                *seen = Seen { view, at };
+                *seen = Seen {
+                    view,
+                    at,
+                    changes: seen.changes + 1,
+                };
             }
             None => {
                 self.flagged += usize::from(view.flagged());
-                self.live.insert(name, Seen { view, at });
+                self.live.insert(
+                    name,
+                    Seen {
+                        view,
+                        at,
+                        changes: 0,
+                    },
+                );
             }
         }
     }
@@ -167,7 +193,7 @@ impl<T: View> Kind<T> {
 #[derive(Debug, Default)]
 pub struct World {
     pub routes: Kind<RouteView>,
-    pub services: Kind<()>,
+    pub services: Kind<ServiceView>,
     pub virtual_services: Kind<VsView>,
 }
 
@@ -223,7 +249,7 @@ impl Observer {
             services,
             world.clone(),
             changed.clone(),
-            |_| (),
+            service_view,
             |w| &mut w.services,
         ));
         let vs: Api<DynamicObject> =
@@ -370,6 +396,12 @@ fn route_view(route: &Route) -> RouteView {
     }
 }
 
+fn service_view(service: &Service) -> ServiceView {
+    ServiceView {
+        uid: service.metadata.uid.clone().unwrap_or_default(),
+    }
+}
+
 fn vs_view(vs: &DynamicObject) -> VsView {
     let spec = &vs.data["spec"];
     let host = spec["hosts"][0].as_str().unwrap_or_default().to_string();
@@ -386,7 +418,41 @@ fn vs_view(vs: &DynamicObject) -> VsView {
                 .collect()
         })
         .unwrap_or_default();
-    VsView { host, prefixes }
+    let mut hasher = DefaultHasher::new();
+    hash_json(spec, &mut hasher);
+    VsView {
+        uid: vs.metadata.uid.clone().unwrap_or_default(),
+        host,
+        prefixes,
+        spec_digest: hasher.finish(),
+    }
+}
+
+/// Hashes a JSON value with object keys in sorted order, so that equal specs hash equal whatever
+/// order the API server serialized their fields in.
+fn hash_json(value: &serde_json::Value, h: &mut DefaultHasher) {
+    use serde_json::Value;
+    match value {
+        Value::Null => 0u8.hash(h),
+        Value::Bool(b) => (1u8, b).hash(h),
+        Value::Number(n) => (2u8, n.to_string()).hash(h),
+        Value::String(s) => (3u8, s).hash(h),
+        Value::Array(items) => {
+            (4u8, items.len()).hash(h);
+            for item in items {
+                hash_json(item, h);
+            }
+        }
+        Value::Object(map) => {
+            (5u8, map.len()).hash(h);
+            let mut fields: Vec<_> = map.iter().collect();
+            fields.sort_by(|a, b| a.0.cmp(b.0));
+            for (key, item) in fields {
+                key.hash(h);
+                hash_json(item, h);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -413,6 +479,11 @@ mod tests {
         // A no-op (e.g. metadata-only) event does not move the instant of the Ready transition.
         k.apply(Event::Apply(("a".into(), view(true))), t2);
         assert_eq!(k.get("a").unwrap().at, t1);
+        assert_eq!(
+            k.get("a").unwrap().changes,
+            1,
+            "only the Ready transition counts"
+        );
         assert_eq!(k.events, 3);
         k.apply(Event::Delete(("a".into(), view(true))), t2);
         assert_eq!((k.flagged, k.len()), (0, 0));
@@ -453,5 +524,56 @@ mod tests {
         let v = vs_view(&vs);
         assert_eq!(v.host, "h.apps.example.com");
         assert_eq!(v.prefixes, vec!["/a/b".to_string(), String::new()]);
+    }
+
+    fn vs_with(uid: &str, spec: serde_json::Value) -> VsView {
+        vs_view(
+            &serde_json::from_value(serde_json::json!({
+                "apiVersion": "networking.istio.io/v1alpha3", "kind": "VirtualService",
+                "metadata": {"name": "vs-x", "uid": uid}, "spec": spec
+            }))
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn vs_view_tells_an_edited_destination_and_a_recreated_object() {
+        let spec = |dest: &str| {
+            serde_json::json!({"hosts": ["h"], "http": [
+                {"match": [{"uri": {"prefix": "/p"}}], "route": [{"destination": {"host": dest}, "weight": 100}]}
+            ]})
+        };
+        let original = vs_with("u1", spec("s-d1"));
+        // Same path, other destination: only the spec digest tells the edit.
+        let edited = vs_with("u1", spec("evil"));
+        assert_eq!(edited.prefixes, original.prefixes);
+        assert_ne!(edited, original);
+        assert_eq!(vs_with("u1", spec("s-d1")), original, "restored");
+        let recreated = vs_with("u2", spec("s-d1"));
+        assert_ne!(recreated, original);
+        assert_eq!(recreated.spec_digest, original.spec_digest);
+    }
+
+    #[test]
+    fn spec_digest_ignores_field_order() {
+        let a: serde_json::Value = serde_json::from_str(
+            r#"{"hosts": ["h"], "gateways": ["g"], "http": [{"a": 1, "b": [true, null]}]}"#,
+        )
+        .unwrap();
+        let b: serde_json::Value = serde_json::from_str(
+            r#"{"http": [{"b": [true, null], "a": 1}], "gateways": ["g"], "hosts": ["h"]}"#,
+        )
+        .unwrap();
+        let digest = |v: &serde_json::Value| {
+            let mut h = DefaultHasher::new();
+            hash_json(v, &mut h);
+            h.finish()
+        };
+        assert_eq!(digest(&a), digest(&b));
+        let c: serde_json::Value = serde_json::from_str(
+            r#"{"hosts": ["h"], "gateways": ["g"], "http": [{"a": 2, "b": [true, null]}]}"#,
+        )
+        .unwrap();
+        assert_ne!(digest(&a), digest(&c));
     }
 }

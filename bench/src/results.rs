@@ -11,14 +11,15 @@ use crate::error::BenchError;
 use crate::prom::HistogramSummary;
 use crate::stats::LatencySummary;
 
-/// The seven phases, in the order they are reported.
-pub const PHASES: [&str; 7] = [
+/// The eight phases, in the order they are reported.
+pub const PHASES: [&str; 8] = [
     "bulk_add",
     "add_one_by_one",
     "update_one_by_one",
     "delete_one_by_one",
     "bulk_delete",
     "shared_fqdn_updates",
+    "drift_repair",
     "steady_state",
 ];
 
@@ -41,7 +42,8 @@ pub struct Results {
 pub struct Phase {
     pub name: String,
     pub wall_seconds: f64,
-    /// Route writes (creates, updates, deletes) the phase measured.
+    /// Writes the phase measured: Route creates, updates and deletes; for drift_repair, deletes and edits
+    /// of the controller's Services and VirtualServices.
     pub changes: usize,
     /// Client write → effect observed through a watch.
     pub latency_ms: LatencySummary,
@@ -164,6 +166,14 @@ impl Results {
                 });
             }
         }
+        if let Some(p) = self.phase("drift_repair") {
+            out.push(Target {
+                what: "drift_repair p95 (deleted or edited Service/VirtualService)".to_string(),
+                goal: "restored within 1 s (p95)".to_string(),
+                measured: format!("{:.1} ms", p.latency_ms.p95),
+                met: Some(p.latency_ms.p95 <= 1000.0),
+            });
+        }
         if self.baseline.bulk_add_seconds > 0.0 {
             out.push(Target {
                 what: "bulk add / bare-client limit".to_string(),
@@ -227,6 +237,28 @@ impl Results {
         md.push_str("\nLatency is measured from the client's write to the watch event that shows the effect:\n\n");
         for p in &self.phases {
             let _ = writeln!(md, "- {}: {}", p.name, p.latency_definition);
+        }
+        if let Some(p) = self.phase("drift_repair") {
+            let kinds = [
+                ("Service deleted", "service_deleted"),
+                ("VirtualService deleted", "virtualservice_deleted"),
+                ("VirtualService edited", "virtualservice_edited"),
+            ];
+            let by_kind: Vec<String> = kinds
+                .iter()
+                .filter_map(|(label, key)| {
+                    let stat = |s: &str| p.notes.get(&format!("{key}_{s}_ms")).copied();
+                    Some(format!(
+                        "{label} p50 {:.1} / p95 {:.1} / max {:.1} ms",
+                        stat("p50")?,
+                        stat("p95")?,
+                        stat("max")?
+                    ))
+                })
+                .collect();
+            if !by_kind.is_empty() {
+                let _ = writeln!(md, "\ndrift_repair by kind: {}.", by_kind.join("; "));
+            }
         }
         if let Some(bulk) = self
             .phase("bulk_add")
@@ -444,6 +476,31 @@ mod tests {
         big.phases[0].wall_seconds = 61.0;
         let t = big.targets();
         assert_eq!(t[0].met, Some(false));
+    }
+
+    #[test]
+    fn drift_repair_target_is_one_second_at_p95() {
+        let drift = |r: &Results| {
+            r.targets()
+                .into_iter()
+                .find(|t| t.what.starts_with("drift_repair"))
+                .unwrap()
+        };
+        let mut r = sample();
+        let t = drift(&r);
+        assert_eq!(
+            (t.goal.as_str(), t.measured.as_str(), t.met),
+            ("restored within 1 s (p95)", "20.0 ms", Some(true))
+        );
+        let i = PHASES.iter().position(|n| *n == "drift_repair").unwrap();
+        r.phases[i].latency_ms.p95 = 1000.0;
+        assert_eq!(drift(&r).met, Some(true));
+        r.phases[i].latency_ms.p95 = 1000.1;
+        assert_eq!(drift(&r).met, Some(false));
+        assert!(
+            r.report_markdown()
+                .contains("| drift_repair p95 (deleted or edited Service/VirtualService) | restored within 1 s (p95) | 1000.1 ms | **no** |")
+        );
     }
 
     #[test]

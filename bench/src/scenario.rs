@@ -7,19 +7,21 @@ use cfnet_api::Route;
 use cfnet_testenv::ControlPlane;
 use cfnet_translate::{service_name, virtual_service_name};
 use futures::{StreamExt, TryStreamExt};
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use tokio::time::Instant;
 
 use crate::error::BenchError;
-use crate::observe::{Observer, World};
+use crate::observe::{Observer, World, virtual_service_resource};
 use crate::process::{ControllerProcess, ControllerSettings};
 use crate::prom::Snapshot;
 use crate::results::{
     Baseline, ControllerStats, PHASES, Phase, RequestStats, Results, SteadyState,
 };
+use crate::stats::LatencySummary;
 use crate::{Config, GATEWAY, baseline, procfs, routes};
 
 const RECONCILE_TIME: &str = "controller_runtime_reconcile_time_seconds";
@@ -29,6 +31,12 @@ const API_WRITES: &str = "cfnet_api_writes_total";
 const ONE_CHANGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Route creations in flight while setting up a phase (not measured).
 const CREATE_CONCURRENCY: usize = 16;
+/// How long one drift repair may take before the phase fails. A repair driven by the watches takes
+/// milliseconds; one left to the periodic resync takes up to RESYNC_INTERVAL (30 s in full runs), so a
+/// slower repair is not what this phase measures and fails it rather than being counted.
+const DRIFT_REPAIR_LIMIT: Duration = Duration::from_secs(10);
+/// Field manager of the benchmark's edits of the controller's VirtualServices (not the controller's).
+const DRIFT_MANAGER: &str = "cfnet-bench-drift";
 
 /// A point in time with the counters every phase is measured between.
 struct Mark {
@@ -197,6 +205,7 @@ impl Run<'_> {
         phases.push(self.bulk_add(settings).await?);
         let (steady_phase, steady) = self.steady_state().await?;
         phases.push(steady_phase);
+        phases.push(self.drift_repair().await?);
         phases.extend(self.one_by_one().await?);
         phases.push(self.bulk_delete().await?);
         phases.push(self.shared_fqdn_updates().await?);
@@ -357,7 +366,7 @@ impl Run<'_> {
             name: name.to_string(),
             wall_seconds: wall.as_secs_f64(),
             changes: samples.len(),
-            latency_ms: crate::stats::LatencySummary::of(samples),
+            latency_ms: LatencySummary::of(samples),
             latency_definition: definition.to_string(),
             controller_cpu_seconds: end.controller_cpu - start.controller_cpu,
             apiserver_cpu_seconds: end.apiserver_cpu - start.apiserver_cpu,
@@ -443,7 +452,7 @@ impl Run<'_> {
         Ok(phase)
     }
 
-    /// 7. Nothing changes; count the controller's writes (its metrics) and the object changes (watches).
+    /// 8. Nothing changes; count the controller's writes (its metrics) and the object changes (watches).
     async fn steady_state(&self) -> Result<(Phase, SteadyState), BenchError> {
         const PHASE: &str = "steady_state";
         let seconds = self.config.steady_seconds;
@@ -491,6 +500,219 @@ impl Run<'_> {
                 resync_interval_seconds: self.config.resync_seconds,
             },
         ))
+    }
+
+    /// 7. With the N routes programmed, for `drift_routes` of them, one at a time: delete each route's
+    ///    Service, then each one's VirtualService, then edit each VirtualService's spec as another field
+    ///    manager, each time waiting until the watches show the controller's repair.
+    async fn drift_repair(&self) -> Result<Phase, BenchError> {
+        const PHASE: &str = "drift_repair";
+        let n = self.n();
+        let count = self.config.drift_routes.min(n);
+        let ns = &self.namespace;
+        // Spread over the N routes; each has its own FQDN, so its own Service and VirtualService.
+        let routes: Vec<Route> = (0..count)
+            .map(|j| {
+                let i = j * n / count;
+                routes::route(ns, "initial", i, &routes::path("initial", "", i))
+            })
+            .collect();
+        let services: Api<Service> = Api::namespaced(self.client.clone(), ns);
+        let vss: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), ns, &virtual_service_resource());
+        let resync = self.config.resync_seconds;
+        let not_resync = format!(
+            "(a repair slower than {DRIFT_REPAIR_LIMIT:?} is not driven by the watches; RESYNC_INTERVAL is {resync} s)"
+        );
+        let missing = |what: String| BenchError::Count {
+            phase: PHASE.into(),
+            detail: format!("{what} was not observed before the drift"),
+        };
+        tracing::info!(routes = count, resync_seconds = resync, "drift_repair");
+        let start = self.mark().await?;
+        let mut service_deleted = Vec::with_capacity(count);
+        let mut vs_deleted = Vec::with_capacity(count);
+        let mut vs_edited = Vec::with_capacity(count);
+        // One kind at a time over all the routes, so that every object is disturbed long after the
+        // controller last wrote it, as drift happens in practice. (An edit landing within milliseconds of
+        // the controller's own apply of the same object tests a race in the controller's cache, not
+        // repair latency; that belongs in the controller's tests.)
+        let names = |route: &Route| {
+            (
+                route.name_any(),
+                service_name(&route.spec.destinations[0].guid),
+                vs_of(route),
+            )
+        };
+        // (a) Service deleted → re-created (a new uid).
+        for route in &routes {
+            let (name, svc, _) = names(route);
+            let old = self
+                .observer
+                .world()
+                .services
+                .get(&svc)
+                .map(|s| s.view.uid.clone())
+                .ok_or_else(|| missing(format!("Service {ns}/{svc} of route {name}")))?;
+            services
+                .delete(&svc, &DeleteParams::default())
+                .await
+                .map_err(BenchError::kube(format!(
+                    "{PHASE}: deleting Service {ns}/{svc} of route {name}"
+                )))?;
+            let t = Instant::now();
+            let at = self
+                .wait(
+                    PHASE,
+                    DRIFT_REPAIR_LIMIT,
+                    &format!(
+                        "deleted Service {ns}/{svc} of route {name} to be re-created {not_resync}"
+                    ),
+                    |w| {
+                        w.services
+                            .get(&svc)
+                            .filter(|s| s.view.uid != old)
+                            .map(|s| s.at)
+                    },
+                )
+                .await?;
+            service_deleted.push(at.saturating_duration_since(t));
+        }
+        // (b) VirtualService deleted → re-created (a new uid).
+        for route in &routes {
+            let (name, _, vs) = names(route);
+            let old = self
+                .observer
+                .world()
+                .virtual_services
+                .get(&vs)
+                .map(|s| s.view.uid.clone())
+                .ok_or_else(|| missing(format!("VirtualService {ns}/{vs} of route {name}")))?;
+            vss.delete(&vs, &DeleteParams::default())
+                .await
+                .map_err(BenchError::kube(format!(
+                    "{PHASE}: deleting VirtualService {ns}/{vs} of route {name}"
+                )))?;
+            let t = Instant::now();
+            let at = self
+                .wait(
+                    PHASE,
+                    DRIFT_REPAIR_LIMIT,
+                    &format!(
+                        "deleted VirtualService {ns}/{vs} of route {name} to be re-created {not_resync}"
+                    ),
+                    |w| {
+                        w.virtual_services
+                            .get(&vs)
+                            .filter(|s| s.view.uid != old)
+                            .map(|s| s.at)
+                    },
+                )
+                .await?;
+            vs_deleted.push(at.saturating_duration_since(t));
+        }
+        // (c) VirtualService spec edited by another manager (every http entry replaced by one to the
+        //     destination "evil") → the controller's spec observed again. `changes` tells "edited and
+        //     restored" from "edit not seen yet": the watch only keeps the latest view.
+        for route in &routes {
+            let (name, svc, vs) = names(route);
+            let before = self
+                .observer
+                .world()
+                .virtual_services
+                .get(&vs)
+                .cloned()
+                .ok_or_else(|| missing(format!("VirtualService {ns}/{vs} of route {name}")))?;
+            let edit = serde_json::json!({
+                "spec": {"http": [{"route": [{"destination": {"host": "evil"}}]}]}
+            });
+            let manager = PatchParams {
+                field_manager: Some(DRIFT_MANAGER.to_string()),
+                ..PatchParams::default()
+            };
+            let edited = vss
+                .patch(&vs, &manager, &Patch::Merge(&edit))
+                .await
+                .map_err(BenchError::kube(format!(
+                    "{PHASE}: editing VirtualService {ns}/{vs} of route {name}"
+                )))?;
+            let t = Instant::now();
+            if edited.data["spec"]["http"][0]["route"][0]["destination"]["host"].as_str()
+                != Some("evil")
+            {
+                return Err(BenchError::Count {
+                    phase: PHASE.into(),
+                    detail: format!(
+                        "the edit of VirtualService {ns}/{vs} did not take: its spec is {}",
+                        edited.data["spec"]
+                    ),
+                });
+            }
+            let at = self
+                .wait(
+                    PHASE,
+                    DRIFT_REPAIR_LIMIT,
+                    &format!(
+                        "edited VirtualService {ns}/{vs} of route {name} to be restored to the controller's spec \
+                         (path {} → {svc}) {not_resync}",
+                        route.spec.path()
+                    ),
+                    |w| {
+                        w.virtual_services
+                            .get(&vs)
+                            .filter(|s| s.view == before.view && s.changes >= before.changes + 2)
+                            .map(|s| s.at)
+                    },
+                )
+                .await?;
+            vs_edited.push(at.saturating_duration_since(t));
+        }
+        let wall = start.at.elapsed();
+        self.wait(
+            PHASE,
+            ONE_CHANGE_TIMEOUT,
+            "every route to be Ready after the drift",
+            |w| (w.routes.flagged == n).then_some(()),
+        )
+        .await?;
+        let end = self.mark().await?;
+        check_exact(PHASE, &self.observer.world(), n, n, n)?;
+
+        let samples: Vec<Duration> = [&service_deleted, &vs_deleted, &vs_edited]
+            .into_iter()
+            .flatten()
+            .copied()
+            .collect();
+        let mut phase = self.phase(
+            PHASE,
+            &start,
+            &end,
+            wall,
+            &samples,
+            "one at a time, first over all the routes, then again, then again: a route's Service deleted → \
+             a re-created Service (new uid) observed; its VirtualService deleted → a re-created one \
+             observed; its VirtualService's spec edited by another field manager (destination \"evil\") → \
+             the controller's spec observed again; each from the return of the delete or patch call",
+        );
+        phase.notes.insert("routes".into(), count as f64);
+        phase
+            .notes
+            .insert("resync_interval_seconds".into(), resync as f64);
+        phase.notes.insert(
+            "repair_limit_seconds".into(),
+            DRIFT_REPAIR_LIMIT.as_secs_f64(),
+        );
+        for (what, samples) in [
+            ("service_deleted", &service_deleted),
+            ("virtualservice_deleted", &vs_deleted),
+            ("virtualservice_edited", &vs_edited),
+        ] {
+            let l = LatencySummary::of(samples);
+            for (stat, v) in [("p50", l.p50), ("p95", l.p95), ("max", l.max)] {
+                phase.notes.insert(format!("{what}_{stat}_ms"), v);
+            }
+        }
+        Ok(phase)
     }
 
     /// 2–4. Add, update the path of, and delete `one_by_one` routes, one at a time, each waiting for its

@@ -14,7 +14,7 @@ pub struct Args {
     /// N: routes of the bulk add, bulk delete and steady-state phases (the sizes: 1000 and 10000).
     #[arg(long, default_value_t = 1000)]
     routes: usize,
-    /// CI mode: N = 200 (unless --routes is given), 200 shared-FQDN routes with 100 updates, 6 s steady state. Checks that
+    /// CI mode: N = 200 (unless --routes is given), 200 shared-FQDN routes with 100 updates, drift repair of 50 routes, 6 s steady state. Checks that
     /// every phase completes with the right object counts; timings are reported, not judged.
     #[arg(long)]
     quick: bool,

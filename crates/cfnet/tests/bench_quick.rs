@@ -4,13 +4,15 @@
 
 use std::process::Command;
 
-const PHASES: [(&str, u64); 7] = [
+const PHASES: [(&str, u64); 8] = [
     ("bulk_add", 200),
     ("add_one_by_one", 100),
     ("update_one_by_one", 100),
     ("delete_one_by_one", 100),
     ("bulk_delete", 200),
     ("shared_fqdn_updates", 100),
+    // 50 routes × (Service deleted, VirtualService deleted, VirtualService edited), each repaired.
+    ("drift_repair", 150),
     ("steady_state", 0),
 ];
 
@@ -72,8 +74,12 @@ fn bench_quick_runs_every_phase_with_the_right_counts() {
     assert!(results["controller"]["peak_rss_mib"].as_f64().unwrap() > 0.0);
     assert!(results["controller"]["cpu_seconds"].as_f64().unwrap() > 0.0);
 
+    let drift = phases.iter().find(|p| p["name"] == "drift_repair").unwrap();
+    assert_eq!(drift["notes"]["routes"], 50.0);
+
     let report = std::fs::read_to_string(out.path().join("report.md")).unwrap();
     assert!(report.contains("| bulk_add |") && report.contains("## Targets"));
+    assert!(report.contains("| drift_repair |") && report.contains("restored within 1 s (p95)"));
     let svg = std::fs::read_to_string(out.path().join("latency.svg")).unwrap();
     assert!(svg.contains("<svg") && svg.contains("shared_fqdn_updates"));
 }
