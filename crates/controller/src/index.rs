@@ -84,6 +84,9 @@ pub struct Index {
     services: HashMap<ObjId, Arc<Service>>,
     services_by_key: HashMap<FqdnKey, BTreeSet<String>>,
     virtual_services: HashMap<ObjId, Arc<CachedVirtualService>>,
+    /// Children the watch saw deleted; see `Tombstones`.
+    gone_services: Tombstones,
+    gone_virtual_services: Tombstones,
     owned_services: usize,
     owned_virtual_services: usize,
 }
@@ -125,6 +128,57 @@ fn meta_annotation_key(meta: &ObjectMeta, annotation: &str) -> Option<FqdnKey> {
         namespace: meta.namespace.clone().unwrap_or_default(),
         fqdn: fqdn.clone(),
     })
+}
+
+/// resourceVersions are etcd revisions in every API server we know; compared as numbers when both parse.
+fn revision(rv: Option<&String>) -> Option<u64> {
+    rv?.parse().ok()
+}
+
+/// Is `incoming` the cached object or an older version of it? The reconcile writes its apply responses
+/// into the index, and the watch may already have delivered a newer version (someone's edit right after
+/// our apply): the older copy must not replace it, or the edit would never be repaired.
+fn is_stale(cached: Option<&String>, incoming: Option<&String>) -> bool {
+    match (revision(cached), revision(incoming)) {
+        (Some(c), Some(i)) => i <= c,
+        // Opaque versions: only an identical one is known to be the same object.
+        _ => cached == incoming,
+    }
+}
+
+/// Children the watch saw deleted, with the revision of the deletion, so that the write-back of an apply
+/// response older than the deletion cannot put a deleted object back into the cache (it would never be
+/// re-created). Bounded: only the newest `TOMBSTONES_KEPT` are kept, as the race spans one API call.
+#[derive(Default)]
+struct Tombstones(HashMap<ObjId, u64>);
+
+const TOMBSTONES_KEPT: usize = 4096;
+
+impl Tombstones {
+    fn bury(&mut self, id: ObjId, deleted_at: Option<&String>) {
+        let Some(rv) = revision(deleted_at) else {
+            return;
+        };
+        self.0.insert(id, rv);
+        if self.0.len() > 2 * TOMBSTONES_KEPT {
+            let mut revisions: Vec<u64> = self.0.values().copied().collect();
+            let (_, cut, _) = revisions.select_nth_unstable_by(TOMBSTONES_KEPT, |a, b| b.cmp(a));
+            let cut = *cut;
+            self.0.retain(|_, rv| *rv > cut);
+        }
+    }
+
+    /// Was `id` deleted at or after `incoming`?
+    fn outlived(&self, id: &ObjId, incoming: Option<&String>) -> bool {
+        match (self.0.get(id), revision(incoming)) {
+            (Some(deleted), Some(rv)) => rv <= *deleted,
+            _ => false,
+        }
+    }
+
+    fn lift(&mut self, id: &ObjId) {
+        self.0.remove(id);
+    }
 }
 
 impl Index {
@@ -244,11 +298,16 @@ impl Index {
         trim_service(&mut svc);
         let id = obj_id(&svc);
         let mut affected = BTreeSet::new();
-        if let Some(old) = self.services.get(&id)
-            && old.metadata.resource_version == svc.metadata.resource_version
+        let rv = svc.metadata.resource_version.as_ref();
+        if self
+            .services
+            .get(&id)
+            .is_some_and(|old| is_stale(old.metadata.resource_version.as_ref(), rv))
+            || self.gone_services.outlived(&id, rv)
         {
             return affected;
         }
+        self.gone_services.lift(&id);
         self.remove_service(&id, &mut affected);
         self.service_keys(&svc, &mut affected);
         if let Some(k) = annotation_key(&svc, ROUTE_FQDN_ANNOTATION) {
@@ -264,7 +323,9 @@ impl Index {
         affected
     }
 
-    pub fn delete_service(&mut self, id: &ObjId) -> BTreeSet<FqdnKey> {
+    /// `deleted_at`: the resourceVersion of a deletion the watch reported (None for our own delete).
+    pub fn delete_service(&mut self, id: &ObjId, deleted_at: Option<&String>) -> BTreeSet<FqdnKey> {
+        self.gone_services.bury(id.clone(), deleted_at);
         let mut affected = BTreeSet::new();
         self.remove_service(id, &mut affected);
         affected
@@ -318,11 +379,16 @@ impl Index {
         trim(&mut vs.metadata);
         let id = meta_id(&vs.metadata);
         let mut affected = BTreeSet::new();
-        if let Some(old) = self.virtual_services.get(&id)
-            && old.metadata.resource_version == vs.metadata.resource_version
+        let rv = vs.metadata.resource_version.as_ref();
+        if self
+            .virtual_services
+            .get(&id)
+            .is_some_and(|old| is_stale(old.metadata.resource_version.as_ref(), rv))
+            || self.gone_virtual_services.outlived(&id, rv)
         {
             return affected;
         }
+        self.gone_virtual_services.lift(&id);
         self.remove_virtual_service(&id, &mut affected);
         self.virtual_service_keys(&vs, &mut affected);
         if is_ours(&vs.metadata) {
@@ -332,7 +398,13 @@ impl Index {
         affected
     }
 
-    pub fn delete_virtual_service(&mut self, id: &ObjId) -> BTreeSet<FqdnKey> {
+    /// `deleted_at`: the resourceVersion of a deletion the watch reported (None for our own delete).
+    pub fn delete_virtual_service(
+        &mut self,
+        id: &ObjId,
+        deleted_at: Option<&String>,
+    ) -> BTreeSet<FqdnKey> {
+        self.gone_virtual_services.bury(id.clone(), deleted_at);
         let mut affected = BTreeSet::new();
         self.remove_virtual_service(id, &mut affected);
         affected
@@ -555,5 +627,65 @@ mod tests {
         assert!(snap.services.contains_key("s-d"));
         assert!(snap.virtual_service.is_some());
         assert_eq!(index.owned_counts(), (0, 0));
+    }
+
+    fn owned_service(rv: &str, port: i32) -> Service {
+        serde_json::from_value(json!({
+            "metadata": {"namespace": "ns", "name": "s-d", "resourceVersion": rv,
+                         "annotations": {"cloudfoundry.org/route-fqdn": "a.apps.example.com"},
+                         "ownerReferences": [{"apiVersion": "networking.cloudfoundry.org/v1alpha1",
+                                              "kind": "Route", "name": "r", "uid": "r-uid"}]},
+            "spec": {"ports": [{"name": "http", "port": port, "protocol": "TCP"}]}
+        }))
+        .unwrap()
+    }
+
+    fn cached_port(index: &Index) -> Option<i32> {
+        index
+            .service("ns", "s-d")
+            .and_then(|s| s.spec.as_ref()?.ports.as_ref()?.first().map(|p| p.port))
+    }
+
+    #[test]
+    fn an_older_apply_response_does_not_hide_a_newer_edit() {
+        let mut index = Index::default();
+        // The watch delivers someone's edit (rv 11) before the reconcile writes back its apply response (rv 10).
+        index.apply_service(owned_service("11", 9999));
+        assert!(index.apply_service(owned_service("10", 8080)).is_empty());
+        assert_eq!(
+            cached_port(&index),
+            Some(9999),
+            "the edit must stay visible, so it gets repaired"
+        );
+        // A newer version still replaces it.
+        index.apply_service(owned_service("12", 8080));
+        assert_eq!(cached_port(&index), Some(8080));
+    }
+
+    #[test]
+    fn an_older_apply_response_does_not_resurrect_a_deleted_child() {
+        let mut index = Index::default();
+        index.apply_service(owned_service("10", 8080));
+        let id = ("ns".to_string(), "s-d".to_string());
+        index.delete_service(&id, Some(&"12".to_string()));
+        assert!(index.apply_service(owned_service("11", 8080)).is_empty());
+        assert!(index.service("ns", "s-d").is_none());
+        // Re-created later: a newer version is cached again.
+        index.apply_service(owned_service("13", 8080));
+        assert_eq!(cached_port(&index), Some(8080));
+    }
+
+    #[test]
+    fn tombstones_are_bounded() {
+        let mut t = Tombstones::default();
+        for i in 0..(3 * TOMBSTONES_KEPT as u64) {
+            t.bury(("ns".into(), format!("s-{i}")), Some(&i.to_string()));
+        }
+        assert!(t.0.len() <= 2 * TOMBSTONES_KEPT);
+        let newest = 3 * TOMBSTONES_KEPT as u64 - 1;
+        assert!(t.outlived(
+            &("ns".into(), format!("s-{newest}")),
+            Some(&newest.to_string())
+        ));
     }
 }

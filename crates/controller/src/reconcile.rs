@@ -481,7 +481,7 @@ impl Reconciler {
             }
         }
         info!(kind = "Service", namespace = %ns, name = %name, action = "deleted", "Service {ns}/{name} has been deleted");
-        write(&self.index).delete_service(&(ns.clone(), name.clone()));
+        write(&self.index).delete_service(&(ns.clone(), name.clone()), None);
         changes.record(&svc.metadata, Change::Deleted, format!("Service {name}"));
         Ok(())
     }
@@ -510,7 +510,7 @@ impl Reconciler {
             }
         }
         info!(kind = "VirtualService", namespace = %ns, name = %name, action = "deleted", "VirtualService {ns}/{name} has been deleted");
-        write(&self.index).delete_virtual_service(&(ns.clone(), name.clone()));
+        write(&self.index).delete_virtual_service(&(ns.clone(), name.clone()), None);
         changes.record(
             &vs.metadata,
             Change::Deleted,

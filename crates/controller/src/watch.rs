@@ -57,7 +57,7 @@ impl Watched for Service {
         index.apply_service(obj)
     }
     fn delete(index: &mut Index, obj: &Self) -> BTreeSet<FqdnKey> {
-        index.delete_service(&id(obj))
+        index.delete_service(&id(obj), obj.metadata.resource_version.as_ref())
     }
     fn replace(index: &mut Index, scope: Option<&str>, objs: Vec<Self>) -> BTreeSet<FqdnKey> {
         index.replace_services(scope, objs)
@@ -70,7 +70,7 @@ impl Watched for DynamicObject {
         index.apply_virtual_service(CachedVirtualService::new(obj))
     }
     fn delete(index: &mut Index, obj: &Self) -> BTreeSet<FqdnKey> {
-        index.delete_virtual_service(&id(obj))
+        index.delete_virtual_service(&id(obj), obj.metadata.resource_version.as_ref())
     }
     fn replace(index: &mut Index, scope: Option<&str>, objs: Vec<Self>) -> BTreeSet<FqdnKey> {
         let objs = objs.into_iter().map(CachedVirtualService::new).collect();
