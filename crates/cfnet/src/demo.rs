@@ -51,31 +51,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                // The controller's warnings stay visible; kube logs every 500 of /readyz during start-up.
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,kube_client=off")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cfnet demo: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(demo(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("cfnet demo: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    crate::command::init_quiet_logging();
+    crate::command::block_on("demo", demo(args))
 }
 
 /// SIGINT and SIGTERM, installed before anything starts so that neither kills us half-way.

@@ -55,31 +55,8 @@ fn install() -> ExitCode {
 }
 
 fn up(args: UpArgs) -> ExitCode {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                // kube logs every 500 of /readyz while the server warms up: noise here.
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,kube_client=off")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cfnet dev up: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(up_async(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("cfnet dev up: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    crate::command::init_quiet_logging();
+    crate::command::block_on("dev up", up_async(args))
 }
 
 async fn up_async(args: UpArgs) -> Result<(), String> {

@@ -3,6 +3,7 @@
 
 mod api_backoff;
 mod bench;
+mod command;
 mod controller;
 mod crd;
 mod demo;
