@@ -10,6 +10,8 @@ use kube::api::DynamicObject;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::index::trim;
+
 /// API group of the Route; an ownerReference to a Route of this group marks an object as ours. This is
 /// what the Go controller wrote too, so an upgrade adopts its objects.
 pub const ROUTE_GROUP: &str = "networking.cloudfoundry.org";
@@ -118,10 +120,13 @@ pub struct CachedVirtualService {
 }
 
 impl CachedVirtualService {
+    /// The only way one is made, so every cached VirtualService is trimmed like the other kinds.
     pub fn new(obj: DynamicObject) -> Self {
+        let mut metadata = obj.metadata;
+        trim(&mut metadata);
         CachedVirtualService {
             spec_digest: spec_digest(obj.data.get("spec")),
-            metadata: obj.metadata,
+            metadata,
         }
     }
 }

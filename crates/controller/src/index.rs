@@ -61,6 +61,20 @@ pub(crate) fn trim(meta: &mut ObjectMeta) {
     }
 }
 
+/// A Route as the index keeps it. Idempotent: the watch converts on arrival, the index again on insert
+/// (which also covers objects that do not come from a watch).
+pub(crate) fn cached_route(mut route: Route) -> Route {
+    trim(&mut route.metadata);
+    route
+}
+
+/// A Service as the index keeps it (see `cached_route`).
+pub(crate) fn cached_service(mut svc: Service) -> Service {
+    trim(&mut svc.metadata);
+    trim_service(&mut svc);
+    svc
+}
+
 /// Everything one reconcile of a key reads, taken under the lock in one go.
 pub struct Snapshot {
     /// All Routes of the key, including those being deleted, ordered by name.
@@ -168,6 +182,13 @@ impl Tombstones {
         }
     }
 
+    /// Is `incoming` no newer than the cached copy of `id`, or than its deletion the watch reported?
+    /// Then it must not replace what the index holds.
+    fn superseded(&self, id: &ObjId, cached: Option<&ObjectMeta>, incoming: &ObjectMeta) -> bool {
+        let rv = incoming.resource_version.as_ref();
+        cached.is_some_and(|c| is_stale(c.resource_version.as_ref(), rv)) || self.outlived(id, rv)
+    }
+
     /// Was `id` deleted at or after `incoming`?
     fn outlived(&self, id: &ObjId, incoming: Option<&String>) -> bool {
         match (self.0.get(id), revision(incoming)) {
@@ -186,8 +207,8 @@ impl Index {
 
     /// Adds or replaces a Route; returns the keys to reconcile (old and new FQDN, and the keys whose
     /// claim holder changed).
-    pub fn apply_route(&mut self, mut route: Route) -> BTreeSet<FqdnKey> {
-        trim(&mut route.metadata);
+    pub fn apply_route(&mut self, route: Route) -> BTreeSet<FqdnKey> {
+        let route = cached_route(route);
         let id = obj_id(&route);
         let mut affected = BTreeSet::new();
         if let Some(old) = self.route(&id)
@@ -293,18 +314,12 @@ impl Index {
         }
     }
 
-    pub fn apply_service(&mut self, mut svc: Service) -> BTreeSet<FqdnKey> {
-        trim(&mut svc.metadata);
-        trim_service(&mut svc);
+    pub fn apply_service(&mut self, svc: Service) -> BTreeSet<FqdnKey> {
+        let svc = cached_service(svc);
         let id = obj_id(&svc);
         let mut affected = BTreeSet::new();
-        let rv = svc.metadata.resource_version.as_ref();
-        if self
-            .services
-            .get(&id)
-            .is_some_and(|old| is_stale(old.metadata.resource_version.as_ref(), rv))
-            || self.gone_services.outlived(&id, rv)
-        {
+        let cached = self.services.get(&id).map(|old| &old.metadata);
+        if self.gone_services.superseded(&id, cached, &svc.metadata) {
             return affected;
         }
         self.gone_services.lift(&id);
@@ -375,16 +390,13 @@ impl Index {
         }
     }
 
-    pub fn apply_virtual_service(&mut self, mut vs: CachedVirtualService) -> BTreeSet<FqdnKey> {
-        trim(&mut vs.metadata);
+    pub fn apply_virtual_service(&mut self, vs: CachedVirtualService) -> BTreeSet<FqdnKey> {
         let id = meta_id(&vs.metadata);
         let mut affected = BTreeSet::new();
-        let rv = vs.metadata.resource_version.as_ref();
+        let cached = self.virtual_services.get(&id).map(|old| &old.metadata);
         if self
-            .virtual_services
-            .get(&id)
-            .is_some_and(|old| is_stale(old.metadata.resource_version.as_ref(), rv))
-            || self.gone_virtual_services.outlived(&id, rv)
+            .gone_virtual_services
+            .superseded(&id, cached, &vs.metadata)
         {
             return affected;
         }

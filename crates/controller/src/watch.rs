@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::children::CachedVirtualService;
-use crate::index::{Index, trim};
+use crate::index::{Index, cached_route, cached_service};
 use crate::metrics::Metrics;
 use crate::queue::WorkQueue;
 use crate::reconcile::write;
@@ -28,9 +28,18 @@ pub(crate) trait Watched: ResourceExt + Clone + Debug + Send + 'static {
     const KIND: &'static str;
     /// Route changes carry a timestamp for the propagation-latency histogram.
     const IS_ROUTE: bool = false;
-    fn apply(index: &mut Index, obj: Self) -> BTreeSet<FqdnKey>;
+    /// What the index keeps of an object of this kind.
+    type Cached: Send + 'static;
+    /// Converted as soon as an object arrives, outside the index lock: a re-list buffers the whole scope
+    /// until InitDone, and the served objects are several times larger than what is kept.
+    fn cache(obj: Self) -> Self::Cached;
+    fn apply(index: &mut Index, obj: Self::Cached) -> BTreeSet<FqdnKey>;
     fn delete(index: &mut Index, obj: &Self) -> BTreeSet<FqdnKey>;
-    fn replace(index: &mut Index, scope: Option<&str>, objs: Vec<Self>) -> BTreeSet<FqdnKey>;
+    fn replace(
+        index: &mut Index,
+        scope: Option<&str>,
+        objs: Vec<Self::Cached>,
+    ) -> BTreeSet<FqdnKey>;
 }
 
 fn id<K: ResourceExt>(obj: &K) -> (String, String) {
@@ -40,6 +49,10 @@ fn id<K: ResourceExt>(obj: &K) -> (String, String) {
 impl Watched for Route {
     const KIND: &'static str = "Route";
     const IS_ROUTE: bool = true;
+    type Cached = Route;
+    fn cache(obj: Self) -> Route {
+        cached_route(obj)
+    }
     fn apply(index: &mut Index, obj: Self) -> BTreeSet<FqdnKey> {
         index.apply_route(obj)
     }
@@ -53,6 +66,10 @@ impl Watched for Route {
 
 impl Watched for Service {
     const KIND: &'static str = "Service";
+    type Cached = Service;
+    fn cache(obj: Self) -> Service {
+        cached_service(obj)
+    }
     fn apply(index: &mut Index, obj: Self) -> BTreeSet<FqdnKey> {
         index.apply_service(obj)
     }
@@ -66,14 +83,21 @@ impl Watched for Service {
 
 impl Watched for DynamicObject {
     const KIND: &'static str = "VirtualService";
-    fn apply(index: &mut Index, obj: Self) -> BTreeSet<FqdnKey> {
-        index.apply_virtual_service(CachedVirtualService::new(obj))
+    type Cached = CachedVirtualService;
+    fn cache(obj: Self) -> CachedVirtualService {
+        CachedVirtualService::new(obj)
+    }
+    fn apply(index: &mut Index, obj: CachedVirtualService) -> BTreeSet<FqdnKey> {
+        index.apply_virtual_service(obj)
     }
     fn delete(index: &mut Index, obj: &Self) -> BTreeSet<FqdnKey> {
         index.delete_virtual_service(&id(obj), obj.metadata.resource_version.as_ref())
     }
-    fn replace(index: &mut Index, scope: Option<&str>, objs: Vec<Self>) -> BTreeSet<FqdnKey> {
-        let objs = objs.into_iter().map(CachedVirtualService::new).collect();
+    fn replace(
+        index: &mut Index,
+        scope: Option<&str>,
+        objs: Vec<CachedVirtualService>,
+    ) -> BTreeSet<FqdnKey> {
         index.replace_virtual_services(scope, objs)
     }
 }
@@ -128,7 +152,7 @@ impl Feed {
         scope: Option<String>,
     ) {
         let mut stream = std::pin::pin!(stream);
-        let mut buffer: Option<Vec<K>> = None;
+        let mut buffer: Option<Vec<K::Cached>> = None;
         let mut listed = false;
         let where_ = scope.clone().unwrap_or_else(|| "all namespaces".into());
         while let Some(item) = stream.next().await {
@@ -138,10 +162,8 @@ impl Feed {
                     buffer = Some(Vec::new());
                     continue;
                 }
-                Ok(watcher::Event::InitApply(mut obj)) => {
-                    // Trim now: a re-list buffers the whole scope until InitDone.
-                    trim(obj.meta_mut());
-                    buffer.get_or_insert_default().push(obj);
+                Ok(watcher::Event::InitApply(obj)) => {
+                    buffer.get_or_insert_default().push(K::cache(obj));
                     continue;
                 }
                 Ok(watcher::Event::InitDone) => {
@@ -159,6 +181,7 @@ impl Feed {
                     keys
                 }
                 Ok(watcher::Event::Apply(obj)) => {
+                    let obj = K::cache(obj);
                     let mut index = write(&self.index);
                     let keys = K::apply(&mut index, obj);
                     self.update_gauges(&index);
