@@ -1,6 +1,7 @@
 //! The phases, run against one control plane and one controller process.
 
 use std::collections::BTreeMap;
+use std::fmt::Debug;
 use std::time::Duration;
 
 use cfnet_api::Route;
@@ -12,10 +13,11 @@ use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
+use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
 use crate::error::BenchError;
-use crate::observe::{Observer, World, virtual_service_resource};
+use crate::observe::{Kind, Observer, View, World, virtual_service_resource};
 use crate::process::{ControllerProcess, ControllerSettings};
 use crate::prom::Snapshot;
 use crate::results::{
@@ -31,6 +33,8 @@ const API_WRITES: &str = "cfnet_api_writes_total";
 const ONE_CHANGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Route creations in flight while setting up a phase (not measured).
 const CREATE_CONCURRENCY: usize = 16;
+/// The phase that disturbs the controller's objects behind its back and times their repair.
+const DRIFT_REPAIR: &str = "drift_repair";
 /// How long one drift repair may take before the phase fails. A repair driven by the watches takes
 /// milliseconds; one left to the periodic resync takes up to RESYNC_INTERVAL (30 s in full runs), so a
 /// slower repair is not what this phase measures and fails it rather than being counted.
@@ -506,7 +510,7 @@ impl Run<'_> {
     ///    Service, then each one's VirtualService, then edit each VirtualService's spec as another field
     ///    manager, each time waiting until the watches show the controller's repair.
     async fn drift_repair(&self) -> Result<Phase, BenchError> {
-        const PHASE: &str = "drift_repair";
+        const PHASE: &str = DRIFT_REPAIR;
         let n = self.n();
         let count = self.config.drift_routes.min(n);
         let ns = &self.namespace;
@@ -521,115 +525,56 @@ impl Run<'_> {
         let vss: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), ns, &virtual_service_resource());
         let resync = self.config.resync_seconds;
-        let not_resync = format!(
-            "(a repair slower than {DRIFT_REPAIR_LIMIT:?} is not driven by the watches; RESYNC_INTERVAL is {resync} s)"
-        );
-        let missing = |what: String| BenchError::Count {
-            phase: PHASE.into(),
-            detail: format!("{what} was not observed before the drift"),
-        };
         tracing::info!(routes = count, resync_seconds = resync, "drift_repair");
         let start = self.mark().await?;
-        let mut service_deleted = Vec::with_capacity(count);
-        let mut vs_deleted = Vec::with_capacity(count);
-        let mut vs_edited = Vec::with_capacity(count);
         // One kind at a time over all the routes, so that every object is disturbed long after the
         // controller last wrote it, as drift happens in practice. (An edit landing within milliseconds of
         // the controller's own apply of the same object tests a race in the controller's cache, not
         // repair latency; that belongs in the controller's tests.)
-        let names = |route: &Route| {
-            (
-                route.name_any(),
-                service_name(&route.spec.destinations[0].guid),
-                vs_of(route),
-            )
-        };
         // (a) Service deleted → re-created (a new uid).
-        for route in &routes {
-            let (name, svc, _) = names(route);
-            let old = self
-                .observer
-                .world()
-                .services
-                .get(&svc)
-                .map(|s| s.view.uid.clone())
-                .ok_or_else(|| missing(format!("Service {ns}/{svc} of route {name}")))?;
-            services
-                .delete(&svc, &DeleteParams::default())
-                .await
-                .map_err(BenchError::kube(format!(
-                    "{PHASE}: deleting Service {ns}/{svc} of route {name}"
-                )))?;
-            let t = Instant::now();
-            let at = self
-                .wait(
-                    PHASE,
-                    DRIFT_REPAIR_LIMIT,
-                    &format!(
-                        "deleted Service {ns}/{svc} of route {name} to be re-created {not_resync}"
-                    ),
-                    |w| {
-                        w.services
-                            .get(&svc)
-                            .filter(|s| s.view.uid != old)
-                            .map(|s| s.at)
-                    },
-                )
-                .await?;
-            service_deleted.push(at.saturating_duration_since(t));
-        }
+        let service_deleted = self
+            .drift_delete(
+                &routes,
+                "Service",
+                &services,
+                service_of,
+                |w| &w.services,
+                |s| &s.uid,
+            )
+            .await?;
         // (b) VirtualService deleted → re-created (a new uid).
-        for route in &routes {
-            let (name, _, vs) = names(route);
-            let old = self
-                .observer
-                .world()
-                .virtual_services
-                .get(&vs)
-                .map(|s| s.view.uid.clone())
-                .ok_or_else(|| missing(format!("VirtualService {ns}/{vs} of route {name}")))?;
-            vss.delete(&vs, &DeleteParams::default())
-                .await
-                .map_err(BenchError::kube(format!(
-                    "{PHASE}: deleting VirtualService {ns}/{vs} of route {name}"
-                )))?;
-            let t = Instant::now();
-            let at = self
-                .wait(
-                    PHASE,
-                    DRIFT_REPAIR_LIMIT,
-                    &format!(
-                        "deleted VirtualService {ns}/{vs} of route {name} to be re-created {not_resync}"
-                    ),
-                    |w| {
-                        w.virtual_services
-                            .get(&vs)
-                            .filter(|s| s.view.uid != old)
-                            .map(|s| s.at)
-                    },
-                )
-                .await?;
-            vs_deleted.push(at.saturating_duration_since(t));
-        }
+        let vs_deleted = self
+            .drift_delete(
+                &routes,
+                "VirtualService",
+                &vss,
+                vs_of,
+                |w| &w.virtual_services,
+                |v| &v.uid,
+            )
+            .await?;
         // (c) VirtualService spec edited by another manager (every http entry replaced by one to the
         //     destination "evil") → the controller's spec observed again. `changes` tells "edited and
         //     restored" from "edit not seen yet": the watch only keeps the latest view.
+        let edit = serde_json::json!({
+            "spec": {"http": [{"route": [{"destination": {"host": "evil"}}]}]}
+        });
+        let manager = PatchParams {
+            field_manager: Some(DRIFT_MANAGER.to_string()),
+            ..PatchParams::default()
+        };
+        let mut vs_edited = Vec::with_capacity(count);
         for route in &routes {
-            let (name, svc, vs) = names(route);
+            let (name, svc, vs) = (route.name_any(), service_of(route), vs_of(route));
             let before = self
                 .observer
                 .world()
                 .virtual_services
                 .get(&vs)
                 .cloned()
-                .ok_or_else(|| missing(format!("VirtualService {ns}/{vs} of route {name}")))?;
-            let edit = serde_json::json!({
-                "spec": {"http": [{"route": [{"destination": {"host": "evil"}}]}]}
-            });
-            let manager = PatchParams {
-                field_manager: Some(DRIFT_MANAGER.to_string()),
-                ..PatchParams::default()
-            };
+                .ok_or_else(|| {
+                    drift_missing(format!("VirtualService {ns}/{vs} of route {name}"))
+                })?;
             let edited = vss
                 .patch(&vs, &manager, &Patch::Merge(&edit))
                 .await
@@ -648,24 +593,20 @@ impl Run<'_> {
                     ),
                 });
             }
-            let at = self
-                .wait(
-                    PHASE,
-                    DRIFT_REPAIR_LIMIT,
-                    &format!(
-                        "edited VirtualService {ns}/{vs} of route {name} to be restored to the controller's spec \
-                         (path {} → {svc}) {not_resync}",
-                        route.spec.path()
-                    ),
-                    |w| {
-                        w.virtual_services
-                            .get(&vs)
-                            .filter(|s| s.view == before.view && s.changes >= before.changes + 2)
-                            .map(|s| s.at)
-                    },
-                )
-                .await?;
-            vs_edited.push(at.saturating_duration_since(t));
+            let what = format!(
+                "edited VirtualService {ns}/{vs} of route {name} to be restored to the controller's spec \
+                 (path {} → {svc})",
+                route.spec.path()
+            );
+            vs_edited.push(
+                self.repaired(t, &what, |w| {
+                    w.virtual_services
+                        .get(&vs)
+                        .filter(|s| s.view == before.view && s.changes >= before.changes + 2)
+                        .map(|s| s.at)
+                })
+                .await?,
+            );
         }
         let wall = start.at.elapsed();
         self.wait(
@@ -715,6 +656,67 @@ impl Run<'_> {
         Ok(phase)
     }
 
+    /// `drift_repair` (a) or (b): for each route in turn, deletes its `kind` object (named
+    /// `object(route)`, observed in `seen(world)`) through `api`, then waits until the watches show it
+    /// re-created (a new uid). Returns each repair's latency, from the return of the delete call.
+    async fn drift_delete<K, T: View>(
+        &self,
+        routes: &[Route],
+        kind: &str,
+        api: &Api<K>,
+        object: fn(&Route) -> String,
+        seen: fn(&World) -> &Kind<T>,
+        uid: fn(&T) -> &str,
+    ) -> Result<Vec<Duration>, BenchError>
+    where
+        K: Clone + DeserializeOwned + Debug,
+    {
+        let ns = &self.namespace;
+        let mut latencies = Vec::with_capacity(routes.len());
+        for route in routes {
+            let (name, object) = (route.name_any(), object(route));
+            let old = seen(&self.observer.world())
+                .get(&object)
+                .map(|s| uid(&s.view).to_string())
+                .ok_or_else(|| drift_missing(format!("{kind} {ns}/{object} of route {name}")))?;
+            api.delete(&object, &DeleteParams::default())
+                .await
+                .map_err(BenchError::kube(format!(
+                    "{DRIFT_REPAIR}: deleting {kind} {ns}/{object} of route {name}"
+                )))?;
+            let t = Instant::now();
+            let what = format!("deleted {kind} {ns}/{object} of route {name} to be re-created");
+            latencies.push(
+                self.repaired(t, &what, |w| {
+                    seen(w)
+                        .get(&object)
+                        .filter(|s| uid(&s.view) != old)
+                        .map(|s| s.at)
+                })
+                .await?,
+            );
+        }
+        Ok(latencies)
+    }
+
+    /// Waits until `repaired` finds in the watches the controller's repair of a drift made by a call that
+    /// returned at `t`, and returns the latency. A repair slower than `DRIFT_REPAIR_LIMIT` fails the phase.
+    async fn repaired(
+        &self,
+        t: Instant,
+        what: &str,
+        repaired: impl FnMut(&World) -> Option<Instant>,
+    ) -> Result<Duration, BenchError> {
+        let what = format!(
+            "{what} (a repair slower than {DRIFT_REPAIR_LIMIT:?} is not driven by the watches; RESYNC_INTERVAL is {} s)",
+            self.config.resync_seconds
+        );
+        let at = self
+            .wait(DRIFT_REPAIR, DRIFT_REPAIR_LIMIT, &what, repaired)
+            .await?;
+        Ok(at.saturating_duration_since(t))
+    }
+
     /// 2–4. Add, update the path of, and delete `one_by_one` routes, one at a time, each waiting for its
     /// VirtualService.
     async fn one_by_one(&self) -> Result<Vec<Phase>, BenchError> {
@@ -731,32 +733,17 @@ impl Run<'_> {
         let start = self.mark().await?;
         let mut samples = Vec::with_capacity(k);
         for route in &routes {
-            let (name, vs, path) = (
-                route.name_any(),
-                vs_of(route),
-                route.spec.path().to_string(),
-            );
-            let t = Instant::now();
-            self.routes
-                .create(&PostParams::default(), route)
-                .await
-                .map_err(BenchError::kube(format!(
-                    "{ADD}: creating route {ns}/{name}"
-                )))?;
-            let at = self
-                .wait(
+            let (name, vs, path) = (route.name_any(), vs_of(route), route.spec.path());
+            samples.push(
+                self.change(
                     ADD,
-                    ONE_CHANGE_TIMEOUT,
+                    self.routes.create(&PostParams::default(), route),
+                    format!("{ADD}: creating route {ns}/{name}"),
                     &format!("VirtualService {vs} of route {name}"),
-                    |w| {
-                        w.virtual_services
-                            .get(&vs)
-                            .filter(|s| s.view.prefixes == [path.clone()])
-                            .map(|s| s.at)
-                    },
+                    |w| vs_with_path(w, &vs, path),
                 )
-                .await?;
-            samples.push(at.saturating_duration_since(t));
+                .await?,
+            );
         }
         let wall = start.at.elapsed();
         self.wait(
@@ -785,27 +772,17 @@ impl Run<'_> {
             let (name, vs) = (route.name_any(), vs_of(route));
             let new_path = routes::path("the100", "stressfully-updated", i);
             let patch = routes::path_patch(route, &new_path);
-            let t = Instant::now();
-            self.routes
-                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map_err(BenchError::kube(format!(
-                    "{UPDATE}: patching route {ns}/{name}"
-                )))?;
-            let at = self
-                .wait(
+            samples.push(
+                self.change(
                     UPDATE,
-                    ONE_CHANGE_TIMEOUT,
+                    self.routes
+                        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch)),
+                    format!("{UPDATE}: patching route {ns}/{name}"),
                     &format!("VirtualService {vs} with path {new_path}"),
-                    |w| {
-                        w.virtual_services
-                            .get(&vs)
-                            .filter(|s| s.view.prefixes == [new_path.clone()])
-                            .map(|s| s.at)
-                    },
+                    |w| vs_with_path(w, &vs, &new_path),
                 )
-                .await?;
-            samples.push(at.saturating_duration_since(t));
+                .await?,
+            );
         }
         let wall = start.at.elapsed();
         let end = self.mark().await?;
@@ -824,17 +801,11 @@ impl Run<'_> {
         let mut samples = Vec::with_capacity(k);
         for route in &routes {
             let (name, vs) = (route.name_any(), vs_of(route));
-            let t = Instant::now();
-            self.routes
-                .delete(&name, &DeleteParams::default())
-                .await
-                .map_err(BenchError::kube(format!(
-                    "{DELETE}: deleting route {ns}/{name}"
-                )))?;
-            let at = self
-                .wait(
+            samples.push(
+                self.change(
                     DELETE,
-                    ONE_CHANGE_TIMEOUT,
+                    self.routes.delete(&name, &DeleteParams::default()),
+                    format!("{DELETE}: deleting route {ns}/{name}"),
                     &format!("VirtualService {vs} of route {name} to go"),
                     |w| {
                         w.virtual_services
@@ -843,8 +814,8 @@ impl Run<'_> {
                             .then(|| w.virtual_services.gone.get(&vs).copied())?
                     },
                 )
-                .await?;
-            samples.push(at.saturating_duration_since(t));
+                .await?,
+            );
         }
         let wall = start.at.elapsed();
         self.wait(
@@ -865,6 +836,23 @@ impl Run<'_> {
             "route delete → its VirtualService observed deleted",
         ));
         Ok(out)
+    }
+
+    /// One change timed as a user sees it: from the client call `write` (a future: nothing is sent before
+    /// the clock starts; `doing` names it if it fails) until `seen` finds its effect in the watches. A
+    /// slower change than `ONE_CHANGE_TIMEOUT` fails the phase.
+    async fn change<O>(
+        &self,
+        phase: &str,
+        write: impl Future<Output = kube::Result<O>>,
+        doing: String,
+        what: &str,
+        seen: impl FnMut(&World) -> Option<Instant>,
+    ) -> Result<Duration, BenchError> {
+        let t = Instant::now();
+        write.await.map_err(BenchError::kube(doing))?;
+        let at = self.wait(phase, ONE_CHANGE_TIMEOUT, what, seen).await?;
+        Ok(at.saturating_duration_since(t))
     }
 
     /// 5. Delete the N routes (one DELETE each, 16 in flight); wait until routes, Services and
@@ -895,7 +883,7 @@ impl Run<'_> {
             for i in 0..n {
                 let route = routes::route(&self.namespace, "initial", i, "");
                 let vs = vs_of(&route);
-                let svc = service_name(&route.spec.destinations[0].guid);
+                let svc = service_of(&route);
                 let gone = |at: Option<&Instant>, what: &str| {
                     at.copied().ok_or_else(|| BenchError::Count {
                         phase: PHASE.into(),
@@ -973,17 +961,12 @@ impl Run<'_> {
             let old = paths[j].clone();
             let new = format!("/shared-u{k}-{j}");
             let patch = routes::path_patch(route, &new);
-            let t = Instant::now();
-            self.routes
-                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map_err(BenchError::kube(format!(
-                    "{PHASE}: patching route {ns}/{name}"
-                )))?;
-            let at = self
-                .wait(
+            samples.push(
+                self.change(
                     PHASE,
-                    ONE_CHANGE_TIMEOUT,
+                    self.routes
+                        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch)),
+                    format!("{PHASE}: patching route {ns}/{name}"),
                     &format!("VirtualService {vs} with path {new} instead of {old}"),
                     |w| {
                         w.virtual_services
@@ -994,8 +977,8 @@ impl Run<'_> {
                             .map(|v| v.at)
                     },
                 )
-                .await?;
-            samples.push(at.saturating_duration_since(t));
+                .await?,
+            );
             paths[j] = new;
         }
         let wall = start.at.elapsed();
@@ -1095,6 +1078,26 @@ fn vs_of(route: &Route) -> String {
     virtual_service_name(&routes::fqdn(route))
 }
 
+fn service_of(route: &Route) -> String {
+    service_name(&route.spec.destinations[0].guid)
+}
+
+/// When the VirtualService `vs` was observed holding exactly the path `path`.
+fn vs_with_path(w: &World, vs: &str, path: &str) -> Option<Instant> {
+    w.virtual_services
+        .get(vs)
+        .filter(|s| s.view.prefixes == [path])
+        .map(|s| s.at)
+}
+
+/// A `drift_repair` object that was not there to be disturbed.
+fn drift_missing(what: String) -> BenchError {
+    BenchError::Count {
+        phase: DRIFT_REPAIR.into(),
+        detail: format!("{what} was not observed before the drift"),
+    }
+}
+
 /// Exactly `routes` Routes, `services` Services and `vss` VirtualServices, every Route Ready.
 fn check_exact(
     phase: &str,
@@ -1127,7 +1130,7 @@ fn programmed_at(phase: &str, w: &World, route: &Route) -> Result<Instant, Bench
         phase: phase.into(),
         detail: format!("route {name}: {what}"),
     };
-    let svc_name = service_name(&route.spec.destinations[0].guid);
+    let svc_name = service_of(route);
     let svc = w
         .services
         .get(&svc_name)
