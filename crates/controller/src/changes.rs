@@ -5,10 +5,6 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-
-use crate::children::owner_route_names;
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Change {
     Created,
@@ -39,9 +35,14 @@ pub(crate) struct ChildChanges {
 }
 
 impl ChildChanges {
-    /// Records `child` (e.g. "Service s-abc") as created or deleted for every Route that owns `meta`.
-    pub fn record(&mut self, meta: &ObjectMeta, change: Change, child: String) {
-        for owner in owner_route_names(meta) {
+    /// Records `child` (e.g. "Service s-abc") as created or deleted for each of its `owners` (Route names).
+    pub fn record<'a>(
+        &mut self,
+        owners: impl IntoIterator<Item = &'a str>,
+        change: Change,
+        child: String,
+    ) {
+        for owner in owners {
             self.by_route
                 .entry(owner.to_string())
                 .or_default()
@@ -70,36 +71,12 @@ impl ChildChanges {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-
-    fn owned_by(routes: &[&str]) -> ObjectMeta {
-        ObjectMeta {
-            owner_references: Some(
-                routes
-                    .iter()
-                    .map(|r| OwnerReference {
-                        api_version: "networking.cloudfoundry.org/v1alpha1".into(),
-                        kind: "Route".into(),
-                        name: (*r).into(),
-                        uid: format!("{r}-uid"),
-                        ..Default::default()
-                    })
-                    .collect(),
-            ),
-            ..Default::default()
-        }
-    }
-
     #[test]
     fn one_note_per_route_and_change() {
         let mut changes = ChildChanges::default();
-        changes.record(&owned_by(&["r1"]), Change::Created, "Service s-1".into());
-        changes.record(
-            &owned_by(&["r1", "r2"]),
-            Change::Created,
-            "VirtualService vs-x".into(),
-        );
-        changes.record(&owned_by(&["r1"]), Change::Deleted, "Service s-0".into());
+        changes.record(["r1"], Change::Created, "Service s-1".into());
+        changes.record(["r1", "r2"], Change::Created, "VirtualService vs-x".into());
+        changes.record(["r1"], Change::Deleted, "Service s-0".into());
         assert_eq!(
             changes.notes("r1"),
             vec![

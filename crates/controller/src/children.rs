@@ -1,16 +1,16 @@
 //! Facts about the children (Services and VirtualServices): whether we own one, and whether a server-side
 //! apply of the desired object would change the cached one. Pure functions, unit tested.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use cfnet_api::VirtualService;
+use cfnet_translate::{CHILD_ANNOTATIONS, CHILD_LABELS};
 use k8s_openapi::api::core::v1::{Service, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::DynamicObject;
+use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-
-use crate::index::trim;
 
 /// API group of the Route; an ownerReference to a Route of this group marks an object as ours. This is
 /// what the Go controller wrote too, so an upgrade adopts its objects.
@@ -69,64 +69,208 @@ fn is_empty(v: &Value) -> bool {
     }
 }
 
-fn meta_matches(actual: &ObjectMeta, desired: &ObjectMeta) -> bool {
-    let subset = |a: &Option<std::collections::BTreeMap<String, String>>,
-                  d: &Option<std::collections::BTreeMap<String, String>>| {
-        d.iter()
+/// An ownerReference to a Route: (apiVersion, name, uid), the fields an apply of ours would set.
+type RouteRef = (Box<str>, Box<str>, Box<str>);
+
+/// What the index keeps of a child's metadata: identity, revision, our ownerReferences, and the labels
+/// and annotations under the keys cfnet writes ([`CHILD_LABELS`], [`CHILD_ANNOTATIONS`]). Others'
+/// keys are never compared (an apply leaves them alone), so they are not kept: with 10,000 routes the
+/// index holds 20,000 children, and full `ObjectMeta`s were a third of the controller's memory.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChildMeta {
+    pub namespace: String,
+    pub name: String,
+    pub uid: Option<String>,
+    pub resource_version: Option<String>,
+    labels: Vec<(&'static str, Box<str>)>,
+    annotations: Vec<(&'static str, Box<str>)>,
+    route_refs: Vec<RouteRef>,
+}
+
+/// The entries of `map` under `keys`, with the key as the static string (no copy kept).
+fn known_entries(
+    map: Option<BTreeMap<String, String>>,
+    keys: &[&'static str],
+) -> Vec<(&'static str, Box<str>)> {
+    let mut map = map.unwrap_or_default();
+    keys.iter()
+        .filter_map(|k| map.remove(*k).map(|v| (*k, v.into_boxed_str())))
+        .collect()
+}
+
+impl ChildMeta {
+    pub fn new(meta: ObjectMeta) -> Self {
+        let route_refs = meta
+            .owner_references
+            .into_iter()
             .flatten()
-            .all(|(k, v)| a.as_ref().and_then(|a| a.get(k)) == Some(v))
-    };
-    subset(&actual.labels, &desired.labels)
-        && subset(&actual.annotations, &desired.annotations)
-        && route_refs(actual) == route_refs(desired)
+            .filter(is_route_ref)
+            .map(|r| (r.api_version.into(), r.name.into(), r.uid.into()))
+            .collect();
+        ChildMeta {
+            namespace: meta.namespace.unwrap_or_default(),
+            name: meta.name.unwrap_or_default(),
+            uid: meta.uid,
+            resource_version: meta.resource_version,
+            labels: known_entries(meta.labels, &CHILD_LABELS),
+            annotations: known_entries(meta.annotations, &CHILD_ANNOTATIONS),
+            route_refs,
+        }
+    }
+
+    /// (namespace, name)
+    pub fn id(&self) -> (String, String) {
+        (self.namespace.clone(), self.name.clone())
+    }
+
+    /// Ours = carries an ownerReference to a networking.cloudfoundry.org Route.
+    pub fn is_ours(&self) -> bool {
+        !self.route_refs.is_empty()
+    }
+
+    /// Names of the Routes that own the object.
+    pub fn owner_route_names(&self) -> impl Iterator<Item = &str> {
+        self.route_refs.iter().map(|(_, name, _)| &**name)
+    }
+
+    /// The value of one of [`CHILD_ANNOTATIONS`].
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.annotations
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| &**v)
+    }
+
+    /// Would an apply of `desired`'s metadata change nothing? Every label and annotation it sets must
+    /// be present with its value, and the Route ownerReferences must be the same set.
+    fn matches(&self, desired: &ObjectMeta) -> bool {
+        let subset = |d: &Option<BTreeMap<String, String>>, actual: &[(&str, Box<str>)]| {
+            d.iter().flatten().all(|(k, v)| {
+                actual
+                    .iter()
+                    .any(|(ak, av)| *ak == k.as_str() && **av == *v.as_str())
+            })
+        };
+        let mut actual: Vec<(&str, &str, &str)> = self
+            .route_refs
+            .iter()
+            .map(|(a, n, u)| (&**a, &**n, &**u))
+            .collect();
+        actual.sort_unstable();
+        actual.dedup();
+        subset(&desired.labels, &self.labels)
+            && subset(&desired.annotations, &self.annotations)
+            && actual.into_iter().eq(route_refs(desired))
+    }
+}
+
+/// One port as far as the controller sets it (name, port, protocol); server defaults are not kept.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+struct PortFields {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<Box<str>>,
+    port: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    protocol: Option<Box<str>>,
+}
+
+/// The part of a Service's spec the controller sets (see the translation core's Service builder) and so
+/// the only part `service_needs_apply` reads.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+struct ServiceFields {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ports: Option<Vec<PortFields>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    selector: Option<Vec<(Box<str>, Box<str>)>>,
+}
+
+impl ServiceFields {
+    fn new(spec: Option<ServiceSpec>) -> Self {
+        let Some(spec) = spec else {
+            return ServiceFields::default();
+        };
+        ServiceFields {
+            ports: spec.ports.map(|ports| {
+                ports
+                    .into_iter()
+                    .map(|p| PortFields {
+                        name: p.name.map(String::into_boxed_str),
+                        port: p.port,
+                        protocol: p.protocol.map(String::into_boxed_str),
+                    })
+                    .collect()
+            }),
+            selector: spec.selector.map(|s| {
+                s.into_iter()
+                    .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
+                    .collect()
+            }),
+        }
+    }
+
+    /// The JSON the spec would serialise to (the selector as an object), for `json_contains`.
+    fn to_value(&self) -> Value {
+        let mut v = serde_json::Map::new();
+        if let Some(ports) = &self.ports {
+            v.insert(
+                "ports".into(),
+                serde_json::to_value(ports).unwrap_or(Value::Null),
+            );
+        }
+        if let Some(selector) = &self.selector {
+            let map = selector
+                .iter()
+                .map(|(k, val)| (k.to_string(), Value::String(val.to_string())))
+                .collect();
+            v.insert("selector".into(), Value::Object(map));
+        }
+        Value::Object(v)
+    }
+}
+
+/// What the index keeps of a Service: [`ChildMeta`] and the spec fields the controller sets.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CachedService {
+    pub meta: ChildMeta,
+    spec: ServiceFields,
+}
+
+impl CachedService {
+    pub fn new(svc: Service) -> Self {
+        CachedService {
+            meta: ChildMeta::new(svc.metadata),
+            spec: ServiceFields::new(svc.spec),
+        }
+    }
 }
 
 /// Would applying `desired` change `actual`? Labels and annotations we set, our ownerReferences and the
 /// spec fields we set are compared; server defaults (clusterIP, targetPort, …) are ignored.
-pub fn service_needs_apply(desired: &Service, actual: &Service) -> bool {
-    if !meta_matches(&actual.metadata, &desired.metadata) {
+pub fn service_needs_apply(desired: &Service, actual: &CachedService) -> bool {
+    if !actual.meta.matches(&desired.metadata) {
         return true;
     }
-    let (Ok(d), Ok(a)) = (
-        serde_json::to_value(&desired.spec),
-        serde_json::to_value(&actual.spec),
-    ) else {
+    let Ok(d) = serde_json::to_value(&desired.spec) else {
         return true;
     };
-    !json_contains(Some(&a), &d)
+    !json_contains(Some(&actual.spec.to_value()), &d)
 }
 
-/// The part of a Service's spec the controller sets (see the translation core's Service builder) and so
-/// the only part `service_needs_apply` reads. Applied to cached Services to keep the index small.
-pub fn trim_service(svc: &mut Service) {
-    svc.status = None;
-    if let Some(spec) = svc.spec.take() {
-        svc.spec = Some(ServiceSpec {
-            ports: spec.ports,
-            selector: spec.selector,
-            ..ServiceSpec::default()
-        });
-    }
-}
-
-/// What the index keeps of a VirtualService: its metadata and a digest of its spec. The spec is ours as
+/// What the index keeps of a VirtualService: [`ChildMeta`] and a digest of its spec. The spec is ours as
 /// a whole and only ever compared for equality, so a digest answers as well as the JSON tree at a
 /// fraction of the memory (a `serde_json::Value` tree was most of the controller's memory at 10,000
 /// routes).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct CachedVirtualService {
-    pub metadata: ObjectMeta,
+    pub meta: ChildMeta,
     spec_digest: [u8; 32],
 }
 
 impl CachedVirtualService {
-    /// The only way one is made, so every cached VirtualService is trimmed like the other kinds.
     pub fn new(obj: DynamicObject) -> Self {
-        let mut metadata = obj.metadata;
-        trim(&mut metadata);
         CachedVirtualService {
             spec_digest: spec_digest(obj.data.get("spec")),
-            metadata,
+            meta: ChildMeta::new(obj.metadata),
         }
     }
 }
@@ -145,7 +289,7 @@ pub fn virtual_service_needs_apply(
     desired: &VirtualService,
     actual: &CachedVirtualService,
 ) -> bool {
-    if !meta_matches(&actual.metadata, &desired.metadata) {
+    if !actual.meta.matches(&desired.metadata) {
         return true;
     }
     let Ok(d) = serde_json::to_value(&desired.spec) else {
@@ -192,51 +336,103 @@ mod tests {
     }
 
     #[test]
-    fn server_defaults_do_not_trigger_an_apply() {
+    fn server_defaults_and_others_keys_do_not_trigger_an_apply() {
         let desired = service(json!({
-            "metadata": {"name": "s-d", "labels": {"a": "1"}, "annotations": {"f": "x"},
+            "metadata": {"name": "s-d", "labels": {"cloudfoundry.org/app_guid": "1"},
+                         "annotations": {"cloudfoundry.org/route-fqdn": "x"},
                          "ownerReferences": [serde_json::to_value(route_ref("r")).unwrap()]},
             "spec": {"selector": {"app": "x"}, "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}
         }));
         let mut actual = service(json!({
-            "metadata": {"name": "s-d", "labels": {"a": "1", "extra": "y"}, "annotations": {"f": "x"},
+            "metadata": {"name": "s-d", "labels": {"cloudfoundry.org/app_guid": "1", "extra": "y"},
+                         "annotations": {"cloudfoundry.org/route-fqdn": "x", "other": "z"},
                          "resourceVersion": "7", "uid": "u",
-                         "ownerReferences": [serde_json::to_value(route_ref("r")).unwrap()]},
+                         "ownerReferences": [serde_json::to_value(route_ref("r")).unwrap(),
+                                             {"apiVersion": "v1", "kind": "ConfigMap", "name": "c", "uid": "c-uid"}]},
             "spec": {"selector": {"app": "x"}, "clusterIP": "10.0.0.1", "type": "ClusterIP",
                      "ports": [{"name": "http", "port": 8080, "protocol": "TCP", "targetPort": 8080}]}
         }));
-        assert!(!service_needs_apply(&desired, &actual));
-        // The index caches trimmed Services: trimming must not change the answer.
-        let mut trimmed = actual.clone();
-        trim_service(&mut trimmed);
-        assert!(trimmed.spec.as_ref().unwrap().cluster_ip.is_none());
-        assert!(!service_needs_apply(&desired, &trimmed));
+        let cached = CachedService::new(actual.clone());
+        assert!(!service_needs_apply(&desired, &cached));
+        // Only what cfnet compares is kept.
+        assert_eq!(
+            cached.meta.labels,
+            [("cloudfoundry.org/app_guid", "1".into())]
+        );
+        assert_eq!(cached.meta.annotation("other"), None);
+        assert_eq!(cached.meta.owner_route_names().collect::<Vec<_>>(), ["r"]);
+        assert_eq!(
+            cached.spec.to_value(),
+            json!({"selector": {"app": "x"}, "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]})
+        );
 
         actual.spec.as_mut().unwrap().ports.as_mut().unwrap()[0].port = 9090;
         assert!(
-            service_needs_apply(&desired, &actual),
+            service_needs_apply(&desired, &CachedService::new(actual.clone())),
             "an edited port must be restored"
         );
-        trim_service(&mut actual);
-        assert!(service_needs_apply(&desired, &actual));
+        actual.spec.as_mut().unwrap().ports.as_mut().unwrap()[0].port = 8080;
+        actual.spec.as_mut().unwrap().selector = None;
+        assert!(
+            service_needs_apply(&desired, &CachedService::new(actual)),
+            "a removed selector must be restored"
+        );
 
+        let same = CachedService::new(desired.clone());
         let mut relabelled = desired.clone();
         relabelled
             .metadata
             .labels
             .as_mut()
             .unwrap()
-            .insert("a".into(), "2".into());
-        assert!(service_needs_apply(
-            &relabelled,
-            &service(json!({"metadata": desired.metadata, "spec": desired.spec}))
-        ));
+            .insert("cloudfoundry.org/app_guid".into(), "2".into());
+        assert!(service_needs_apply(&relabelled, &same));
 
         let mut other_owner = desired.clone();
         other_owner.metadata.owner_references = Some(vec![route_ref("other")]);
-        assert!(service_needs_apply(
-            &other_owner,
-            &service(json!({"metadata": desired.metadata, "spec": desired.spec}))
+        assert!(service_needs_apply(&other_owner, &same));
+    }
+
+    /// The cache keeps only the labels, annotations and spec fields in `CHILD_LABELS`,
+    /// `CHILD_ANNOTATIONS` and `ServiceFields`. Should the translation ever set another, a child cached
+    /// from its own desired form would differ from it and this fails (instead of drift going unseen).
+    #[test]
+    fn the_cache_keeps_everything_the_translation_sets() {
+        let route: cfnet_api::Route = serde_json::from_value(json!({
+            "apiVersion": "networking.cloudfoundry.org/v1alpha1", "kind": "Route",
+            "metadata": {"namespace": "ns", "name": "r", "uid": "r-uid",
+                         "labels": {"cloudfoundry.org/space_guid": "s", "cloudfoundry.org/org_guid": "o"}},
+            "spec": {"host": "a", "path": "/p", "url": "a.apps.example.com/p",
+                     "domain": {"name": "apps.example.com", "internal": false},
+                     "destinations": [{"guid": "d", "port": 8080, "weight": 100,
+                                       "app": {"guid": "app", "process": {"type": "web"}},
+                                       "selector": {"matchLabels": {"cloudfoundry.org/app_guid": "app"}}}]}
+        }))
+        .unwrap();
+        let key = cfnet_translate::FqdnKey {
+            namespace: "ns".into(),
+            fqdn: route.spec.fqdn(),
+        };
+        let settings = cfnet_translate::Settings {
+            gateway: "g".into(),
+        };
+        let claims = cfnet_translate::ClaimIndex::default();
+        let translation = cfnet_translate::translate_fqdn(&key, &[&route], &claims, &settings);
+        let mut desired = translation.services[0].clone();
+        desired.metadata.labels.get_or_insert_default().insert(
+            cfnet_api::MANAGED_BY_LABEL.into(),
+            cfnet_api::MANAGED_BY_VALUE.into(),
+        );
+        assert!(!service_needs_apply(
+            &desired,
+            &CachedService::new(desired.clone())
+        ));
+        let vs = translation.virtual_service.unwrap();
+        let served: DynamicObject =
+            serde_json::from_value(serde_json::to_value(&vs).unwrap()).unwrap();
+        assert!(!virtual_service_needs_apply(
+            &vs,
+            &CachedVirtualService::new(served)
         ));
     }
 

@@ -11,19 +11,18 @@ use std::sync::Arc;
 
 use cfnet_api::{FQDN_ANNOTATION, ROUTE_FQDN_ANNOTATION, Route};
 use cfnet_translate::{
-    ClaimIndex, Claims, FqdnKey, FqdnTranslation, Settings, translate_fqdn, virtual_service_name,
+    ClaimIndex, Claims, FqdnKey, FqdnTranslation, ROUTE_LABELS, Settings, translate_fqdn,
+    virtual_service_name,
 };
-use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 
-use crate::children::{CachedVirtualService, is_ours, owner_route_names, trim_service};
+use crate::children::{CachedService, CachedVirtualService, ChildMeta};
 
 /// (namespace, name)
 pub type ObjId = (String, String);
 
 fn obj_id<K: ResourceExt>(obj: &K) -> ObjId {
-    meta_id(obj.meta())
+    (obj.namespace().unwrap_or_default(), obj.name_any())
 }
 
 /// The ids in `scope` (a namespace, or all) that a re-list did not return.
@@ -38,41 +37,22 @@ fn not_listed<'a>(
         .collect()
 }
 
-fn meta_id(meta: &ObjectMeta) -> ObjId {
-    (
-        meta.namespace.clone().unwrap_or_default(),
-        meta.name.clone().unwrap_or_default(),
-    )
-}
-
-/// Annotation `kubectl apply` leaves on objects: a full copy of the object, never read here.
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
-
-/// Drops what no reconcile reads before an object is cached: `managedFields` (a JSON tree per field
-/// manager, the largest part of a Route, Service or VirtualService as served) and kubectl's
-/// last-applied copy. With 10,000 routes the index holds 30,000 objects, so this is most of its memory.
-pub(crate) fn trim(meta: &mut ObjectMeta) {
+/// A Route as the index keeps it: without what no reconcile reads. `managedFields` (a JSON tree per
+/// field manager) is the largest part of a Route as served; annotations (kubectl's last-applied copy
+/// among them) and the labels other than [`ROUTE_LABELS`] (Cloud Controller sets ten) are never read.
+/// With 10,000 routes this is most of a cached Route's memory. Idempotent: the watch converts on
+/// arrival, the index again on insert (which also covers objects that do not come from a watch).
+pub(crate) fn cached_route(mut route: Route) -> Route {
+    let meta = &mut route.metadata;
     meta.managed_fields = None;
-    if let Some(annotations) = meta.annotations.as_mut() {
-        annotations.remove(LAST_APPLIED);
-        if annotations.is_empty() {
-            meta.annotations = None;
+    meta.annotations = None;
+    if let Some(labels) = meta.labels.as_mut() {
+        labels.retain(|k, _| ROUTE_LABELS.contains(&k.as_str()));
+        if labels.is_empty() {
+            meta.labels = None;
         }
     }
-}
-
-/// A Route as the index keeps it. Idempotent: the watch converts on arrival, the index again on insert
-/// (which also covers objects that do not come from a watch).
-pub(crate) fn cached_route(mut route: Route) -> Route {
-    trim(&mut route.metadata);
     route
-}
-
-/// A Service as the index keeps it (see `cached_route`).
-pub(crate) fn cached_service(mut svc: Service) -> Service {
-    trim(&mut svc.metadata);
-    trim_service(&mut svc);
-    svc
 }
 
 /// Everything one reconcile of a key reads, taken under the lock in one go.
@@ -82,7 +62,7 @@ pub struct Snapshot {
     /// Translation of the key's live (not deleting) Routes.
     pub translation: FqdnTranslation,
     /// Cached Services that carry this FQDN or are desired by it, by name.
-    pub services: BTreeMap<String, Arc<Service>>,
+    pub services: BTreeMap<String, Arc<CachedService>>,
     /// The cached object named vs-<hash(fqdn)>, ours or not.
     pub virtual_service: Option<Arc<CachedVirtualService>>,
 }
@@ -95,7 +75,7 @@ pub struct Index {
     claims: ClaimIndex,
     /// (namespace, vs-<hash>) → key, for every key that has Routes (maps a foreign VS to its key).
     vs_names: HashMap<ObjId, FqdnKey>,
-    services: HashMap<ObjId, Arc<Service>>,
+    services: HashMap<ObjId, Arc<CachedService>>,
     services_by_key: HashMap<FqdnKey, BTreeSet<String>>,
     virtual_services: HashMap<ObjId, Arc<CachedVirtualService>>,
     /// Children the watch saw deleted; see `Tombstones`.
@@ -132,15 +112,11 @@ fn route_changed(old: &Route, new: &Route) -> bool {
         || old.metadata.generation != new.metadata.generation
 }
 
-fn annotation_key<K: ResourceExt>(obj: &K, annotation: &str) -> Option<FqdnKey> {
-    meta_annotation_key(obj.meta(), annotation)
-}
-
-fn meta_annotation_key(meta: &ObjectMeta, annotation: &str) -> Option<FqdnKey> {
-    let fqdn = meta.annotations.as_ref()?.get(annotation)?;
+/// The key a child names in `annotation` (its FQDN).
+fn annotation_key(meta: &ChildMeta, annotation: &str) -> Option<FqdnKey> {
     Some(FqdnKey {
-        namespace: meta.namespace.clone().unwrap_or_default(),
-        fqdn: fqdn.clone(),
+        namespace: meta.namespace.clone(),
+        fqdn: meta.annotation(annotation)?.to_owned(),
     })
 }
 
@@ -184,7 +160,7 @@ impl Tombstones {
 
     /// Is `incoming` no newer than the cached copy of `id`, or than its deletion the watch reported?
     /// Then it must not replace what the index holds.
-    fn superseded(&self, id: &ObjId, cached: Option<&ObjectMeta>, incoming: &ObjectMeta) -> bool {
+    fn superseded(&self, id: &ObjId, cached: Option<&ChildMeta>, incoming: &ChildMeta) -> bool {
         let rv = incoming.resource_version.as_ref();
         cached.is_some_and(|c| is_stale(c.resource_version.as_ref(), rv)) || self.outlived(id, rv)
     }
@@ -304,34 +280,35 @@ impl Index {
 
     // ---- Services -----------------------------------------------------------------------------
 
-    fn service_keys(&self, svc: &Service, out: &mut BTreeSet<FqdnKey>) {
+    fn service_keys(&self, svc: &ChildMeta, out: &mut BTreeSet<FqdnKey>) {
         out.extend(annotation_key(svc, ROUTE_FQDN_ANNOTATION));
-        let ns = svc.namespace().unwrap_or_default();
-        for owner in owner_route_names(&svc.metadata) {
-            if let Some(k) = self.route_keys.get(&(ns.clone(), owner.to_string())) {
+        for owner in svc.owner_route_names() {
+            if let Some(k) = self
+                .route_keys
+                .get(&(svc.namespace.clone(), owner.to_string()))
+            {
                 out.insert(k.clone());
             }
         }
     }
 
-    pub fn apply_service(&mut self, svc: Service) -> BTreeSet<FqdnKey> {
-        let svc = cached_service(svc);
-        let id = obj_id(&svc);
+    pub fn apply_service(&mut self, svc: CachedService) -> BTreeSet<FqdnKey> {
+        let id = svc.meta.id();
         let mut affected = BTreeSet::new();
-        let cached = self.services.get(&id).map(|old| &old.metadata);
-        if self.gone_services.superseded(&id, cached, &svc.metadata) {
+        let cached = self.services.get(&id).map(|old| &old.meta);
+        if self.gone_services.superseded(&id, cached, &svc.meta) {
             return affected;
         }
         self.gone_services.lift(&id);
         self.remove_service(&id, &mut affected);
-        self.service_keys(&svc, &mut affected);
-        if let Some(k) = annotation_key(&svc, ROUTE_FQDN_ANNOTATION) {
+        self.service_keys(&svc.meta, &mut affected);
+        if let Some(k) = annotation_key(&svc.meta, ROUTE_FQDN_ANNOTATION) {
             self.services_by_key
                 .entry(k)
                 .or_default()
                 .insert(id.1.clone());
         }
-        if is_ours(&svc.metadata) {
+        if svc.meta.is_ours() {
             self.owned_services += 1;
         }
         self.services.insert(id, Arc::new(svc));
@@ -350,8 +327,8 @@ impl Index {
         let Some(old) = self.services.remove(id) else {
             return;
         };
-        self.service_keys(&old, affected);
-        if let Some(k) = annotation_key(old.as_ref(), ROUTE_FQDN_ANNOTATION)
+        self.service_keys(&old.meta, affected);
+        if let Some(k) = annotation_key(&old.meta, ROUTE_FQDN_ANNOTATION)
             && let Some(names) = self.services_by_key.get_mut(&k)
         {
             names.remove(&id.1);
@@ -359,7 +336,7 @@ impl Index {
                 self.services_by_key.remove(&k);
             }
         }
-        if is_ours(&old.metadata) {
+        if old.meta.is_ours() {
             self.owned_services -= 1;
         }
     }
@@ -367,9 +344,9 @@ impl Index {
     pub fn replace_services(
         &mut self,
         scope: Option<&str>,
-        services: Vec<Service>,
+        services: Vec<CachedService>,
     ) -> BTreeSet<FqdnKey> {
-        let listed: BTreeSet<ObjId> = services.iter().map(obj_id).collect();
+        let listed: BTreeSet<ObjId> = services.iter().map(|s| s.meta.id()).collect();
         let gone = not_listed(self.services.keys(), scope, &listed);
         let mut affected = BTreeSet::new();
         for id in gone {
@@ -384,26 +361,23 @@ impl Index {
     // ---- VirtualServices ----------------------------------------------------------------------
 
     fn virtual_service_keys(&self, vs: &CachedVirtualService, out: &mut BTreeSet<FqdnKey>) {
-        out.extend(meta_annotation_key(&vs.metadata, FQDN_ANNOTATION));
-        if let Some(k) = self.vs_names.get(&meta_id(&vs.metadata)) {
+        out.extend(annotation_key(&vs.meta, FQDN_ANNOTATION));
+        if let Some(k) = self.vs_names.get(&vs.meta.id()) {
             out.insert(k.clone());
         }
     }
 
     pub fn apply_virtual_service(&mut self, vs: CachedVirtualService) -> BTreeSet<FqdnKey> {
-        let id = meta_id(&vs.metadata);
+        let id = vs.meta.id();
         let mut affected = BTreeSet::new();
-        let cached = self.virtual_services.get(&id).map(|old| &old.metadata);
-        if self
-            .gone_virtual_services
-            .superseded(&id, cached, &vs.metadata)
-        {
+        let cached = self.virtual_services.get(&id).map(|old| &old.meta);
+        if self.gone_virtual_services.superseded(&id, cached, &vs.meta) {
             return affected;
         }
         self.gone_virtual_services.lift(&id);
         self.remove_virtual_service(&id, &mut affected);
         self.virtual_service_keys(&vs, &mut affected);
-        if is_ours(&vs.metadata) {
+        if vs.meta.is_ours() {
             self.owned_virtual_services += 1;
         }
         self.virtual_services.insert(id, Arc::new(vs));
@@ -427,7 +401,7 @@ impl Index {
             return;
         };
         self.virtual_service_keys(&old, affected);
-        if is_ours(&old.metadata) {
+        if old.meta.is_ours() {
             self.owned_virtual_services -= 1;
         }
     }
@@ -437,7 +411,7 @@ impl Index {
         scope: Option<&str>,
         objects: Vec<CachedVirtualService>,
     ) -> BTreeSet<FqdnKey> {
-        let listed: BTreeSet<ObjId> = objects.iter().map(|o| meta_id(&o.metadata)).collect();
+        let listed: BTreeSet<ObjId> = objects.iter().map(|o| o.meta.id()).collect();
         let gone = not_listed(self.virtual_services.keys(), scope, &listed);
         let mut affected = BTreeSet::new();
         for id in gone {
@@ -456,8 +430,8 @@ impl Index {
         let mut keys: BTreeSet<FqdnKey> = self.routes.keys().cloned().collect();
         keys.extend(self.services_by_key.keys().cloned());
         for vs in self.virtual_services.values() {
-            if is_ours(&vs.metadata) {
-                keys.extend(meta_annotation_key(&vs.metadata, FQDN_ANNOTATION));
+            if vs.meta.is_ours() {
+                keys.extend(annotation_key(&vs.meta, FQDN_ANNOTATION));
             }
         }
         keys
@@ -468,7 +442,7 @@ impl Index {
         (self.owned_services, self.owned_virtual_services)
     }
 
-    pub fn service(&self, namespace: &str, name: &str) -> Option<Arc<Service>> {
+    pub fn service(&self, namespace: &str, name: &str) -> Option<Arc<CachedService>> {
         self.services
             .get(&(namespace.to_string(), name.to_string()))
             .cloned()
@@ -513,6 +487,7 @@ impl Index {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::core::v1::Service;
     use kube::api::DynamicObject;
     use serde_json::json;
 
@@ -583,6 +558,35 @@ mod tests {
     }
 
     #[test]
+    fn a_cached_route_keeps_only_what_the_translation_reads() {
+        let mut r = route("ns", "r", "a", "2024-01-01T00:00:00Z", &["d"]);
+        r.metadata.labels = Some(BTreeMap::from([
+            ("cloudfoundry.org/space_guid".to_string(), "s".to_string()),
+            ("cloudfoundry.org/org_guid".to_string(), "o".to_string()),
+            (
+                "app.kubernetes.io/part-of".to_string(),
+                "cloudfoundry".to_string(),
+            ),
+        ]));
+        r.metadata.annotations = Some(BTreeMap::from([(
+            "kubectl.kubernetes.io/last-applied-configuration".to_string(),
+            "{}".to_string(),
+        )]));
+        let cached = cached_route(r.clone());
+        assert_eq!(
+            cached
+                .metadata
+                .labels
+                .unwrap()
+                .into_keys()
+                .collect::<Vec<_>>(),
+            ["cloudfoundry.org/org_guid", "cloudfoundry.org/space_guid"]
+        );
+        assert!(cached.metadata.annotations.is_none());
+        assert_eq!(cached.spec, r.spec);
+    }
+
+    #[test]
     fn status_only_updates_do_not_enqueue() {
         let mut index = Index::default();
         let r = route("ns", "r", "a", "2024-01-01T00:00:00Z", &["d"]);
@@ -619,7 +623,11 @@ mod tests {
                          "annotations": {"cloudfoundry.org/route-fqdn": "a.apps.example.com"}}
         }))
         .unwrap();
-        assert!(index.apply_service(svc).contains(&key("ns", "a")));
+        assert!(
+            index
+                .apply_service(CachedService::new(svc))
+                .contains(&key("ns", "a"))
+        );
         let foreign: DynamicObject = serde_json::from_value(json!({
             "apiVersion": "networking.istio.io/v1alpha3", "kind": "VirtualService",
             "metadata": {"namespace": "ns", "name": virtual_service_name("a.apps.example.com"), "resourceVersion": "2"}
@@ -641,21 +649,21 @@ mod tests {
         assert_eq!(index.owned_counts(), (0, 0));
     }
 
-    fn owned_service(rv: &str, port: i32) -> Service {
-        serde_json::from_value(json!({
+    fn owned_service(rv: &str, port: i32) -> CachedService {
+        CachedService::new(serde_json::from_value(json!({
             "metadata": {"namespace": "ns", "name": "s-d", "resourceVersion": rv,
                          "annotations": {"cloudfoundry.org/route-fqdn": "a.apps.example.com"},
                          "ownerReferences": [{"apiVersion": "networking.cloudfoundry.org/v1alpha1",
                                               "kind": "Route", "name": "r", "uid": "r-uid"}]},
             "spec": {"ports": [{"name": "http", "port": port, "protocol": "TCP"}]}
         }))
-        .unwrap()
+        .unwrap())
     }
 
-    fn cached_port(index: &Index) -> Option<i32> {
+    fn cached_version(index: &Index) -> Option<String> {
         index
             .service("ns", "s-d")
-            .and_then(|s| s.spec.as_ref()?.ports.as_ref()?.first().map(|p| p.port))
+            .and_then(|s| s.meta.resource_version.clone())
     }
 
     #[test]
@@ -665,13 +673,13 @@ mod tests {
         index.apply_service(owned_service("11", 9999));
         assert!(index.apply_service(owned_service("10", 8080)).is_empty());
         assert_eq!(
-            cached_port(&index),
-            Some(9999),
+            cached_version(&index).as_deref(),
+            Some("11"),
             "the edit must stay visible, so it gets repaired"
         );
         // A newer version still replaces it.
         index.apply_service(owned_service("12", 8080));
-        assert_eq!(cached_port(&index), Some(8080));
+        assert_eq!(cached_version(&index).as_deref(), Some("12"));
     }
 
     #[test]
@@ -684,7 +692,7 @@ mod tests {
         assert!(index.service("ns", "s-d").is_none());
         // Re-created later: a newer version is cached again.
         index.apply_service(owned_service("13", 8080));
-        assert_eq!(cached_port(&index), Some(8080));
+        assert_eq!(cached_version(&index).as_deref(), Some("13"));
     }
 
     #[test]

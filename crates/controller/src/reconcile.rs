@@ -14,7 +14,6 @@ use cfnet_api::{
 };
 use cfnet_translate::{FqdnKey, Settings, virtual_service_name};
 use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions};
 use kube::core::ApiResource;
 use kube::runtime::events::{Event, EventType, Recorder};
@@ -25,7 +24,7 @@ use tracing::{debug, info, warn};
 
 use crate::changes::{Change, ChildChanges};
 use crate::children::{
-    CachedVirtualService, is_ours, owner_route_names, service_needs_apply,
+    CachedService, CachedVirtualService, ChildMeta, owner_route_names, service_needs_apply,
     virtual_service_needs_apply,
 };
 use crate::config::FIELD_MANAGER;
@@ -140,7 +139,7 @@ impl Reconciler {
                 // Only Services labelled cloudfoundry.org/route_guid are watched: ask before creating, so
                 // that a foreign Service holding the name is never taken over.
                 None => match self.get_service(ns, &name).await {
-                    Ok(s) => s.map(Arc::new),
+                    Ok(s) => s.map(|s| Arc::new(CachedService::new(s))),
                     Err(e) => {
                         fail(&mut verdicts, &owners, &e);
                         errors.push(e);
@@ -149,7 +148,7 @@ impl Reconciler {
                 },
             };
             match current {
-                Some(c) if !is_ours(&c.metadata) => {
+                Some(c) if !c.meta.is_ours() => {
                     let message = format!(
                         "Service {ns}/{name} already exists and is not owned by a Route; cfnet leaves it alone: delete or rename it so that this route can be programmed"
                     );
@@ -175,7 +174,7 @@ impl Reconciler {
         // 3. The VirtualService of the FQDN.
         let vs_name = virtual_service_name(&key.fqdn);
         match (&snap.translation.virtual_service, &snap.virtual_service) {
-            (Some(_), Some(current)) if !is_ours(&current.metadata) => {
+            (Some(_), Some(current)) if !current.meta.is_ours() => {
                 let message = format!(
                     "VirtualService {ns}/{vs_name} already exists and is not owned by a Route; cfnet leaves it alone: delete it so that this route can be programmed"
                 );
@@ -203,7 +202,7 @@ impl Reconciler {
                     errors.push(e);
                 }
             }
-            (None, Some(current)) if is_ours(&current.metadata) => {
+            (None, Some(current)) if current.meta.is_ours() => {
                 if let Err(e) = self.delete_virtual_service(current, &mut changes).await {
                     errors.push(e);
                 }
@@ -213,10 +212,11 @@ impl Reconciler {
 
         // 4. Owned Services of this FQDN that are no longer desired.
         for (name, svc) in &snap.services {
-            let of_this_fqdn = svc.annotations().get(ROUTE_FQDN_ANNOTATION) == Some(&key.fqdn);
+            let of_this_fqdn =
+                svc.meta.annotation(ROUTE_FQDN_ANNOTATION) == Some(key.fqdn.as_str());
             if !desired_services.contains(name)
                 && of_this_fqdn
-                && is_ours(&svc.metadata)
+                && svc.meta.is_ours()
                 && let Err(e) = self.delete_service(svc, &mut changes).await
             {
                 errors.push(e);
@@ -328,7 +328,10 @@ impl Reconciler {
         info!(kind = "Service", namespace = %ns, name = %name, action, "Service {ns}/{name} has been {action}");
         // An apply cannot remove list entries another manager added (e.g. `kubectl edit` of a port):
         // replace the fields we own outright when the applied object still differs.
-        let applied = if let Some(applied) = applied.filter(|a| !service_needs_apply(desired, a)) {
+        let applied = if let Some(applied) = applied
+            .map(CachedService::new)
+            .filter(|a| !service_needs_apply(desired, a))
+        {
             applied
         } else {
             let spec = desired.spec.clone().unwrap_or_default();
@@ -348,12 +351,12 @@ impl Reconciler {
             self.metrics.wrote(Verb::Patch, "Service");
             info!(kind = "Service", namespace = %ns, name = %name, action = "repaired",
                   "Service {ns}/{name} has been repaired (fields set by another manager replaced)");
-            repaired
+            CachedService::new(repaired)
         };
         write(&self.index).apply_service(applied);
         if create {
             changes.record(
-                &desired.metadata,
+                owner_route_names(&desired.metadata),
                 Change::Created,
                 format!("Service {name}"),
             );
@@ -423,7 +426,7 @@ impl Reconciler {
         write(&self.index).apply_virtual_service(applied);
         if create {
             changes.record(
-                &desired.metadata,
+                owner_route_names(&desired.metadata),
                 Change::Created,
                 format!("VirtualService {name}"),
             );
@@ -452,7 +455,7 @@ impl Reconciler {
 
     /// Deletes with the cached resourceVersion as precondition: if the object changed since we looked
     /// (another FQDN took it over, someone edited it), the API refuses and the key is retried.
-    fn delete_params(meta: &ObjectMeta) -> DeleteParams {
+    fn delete_params(meta: &ChildMeta) -> DeleteParams {
         DeleteParams {
             preconditions: Some(Preconditions {
                 resource_version: meta.resource_version.clone(),
@@ -462,13 +465,16 @@ impl Reconciler {
         }
     }
 
-    async fn delete_service(&self, svc: &Service, changes: &mut ChildChanges) -> Result<(), Error> {
-        let ns = svc.namespace().unwrap_or_default();
-        let name = svc.name_any();
+    async fn delete_service(
+        &self,
+        svc: &CachedService,
+        changes: &mut ChildChanges,
+    ) -> Result<(), Error> {
+        let (ns, name) = svc.meta.id();
         self.may_write("Service", &ns, &name)?;
         let api: Api<Service> = Api::namespaced(self.client.clone(), &ns);
         self.metrics.wrote(Verb::Delete, "Service");
-        match api.delete(&name, &Self::delete_params(&svc.metadata)).await {
+        match api.delete(&name, &Self::delete_params(&svc.meta)).await {
             Ok(_) => {}
             Err(e) if Error::is_not_found(&e) => {}
             Err(source) => {
@@ -482,7 +488,11 @@ impl Reconciler {
         }
         info!(kind = "Service", namespace = %ns, name = %name, action = "deleted", "Service {ns}/{name} has been deleted");
         write(&self.index).delete_service(&(ns.clone(), name.clone()), None);
-        changes.record(&svc.metadata, Change::Deleted, format!("Service {name}"));
+        changes.record(
+            svc.meta.owner_route_names(),
+            Change::Deleted,
+            format!("Service {name}"),
+        );
         Ok(())
     }
 
@@ -491,13 +501,12 @@ impl Reconciler {
         vs: &CachedVirtualService,
         changes: &mut ChildChanges,
     ) -> Result<(), Error> {
-        let ns = vs.metadata.namespace.clone().unwrap_or_default();
-        let name = vs.metadata.name.clone().unwrap_or_default();
+        let (ns, name) = vs.meta.id();
         self.may_write("VirtualService", &ns, &name)?;
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), &ns, &self.vs_resource);
         self.metrics.wrote(Verb::Delete, "VirtualService");
-        match api.delete(&name, &Self::delete_params(&vs.metadata)).await {
+        match api.delete(&name, &Self::delete_params(&vs.meta)).await {
             Ok(_) => {}
             Err(e) if Error::is_not_found(&e) => {}
             Err(source) => {
@@ -512,7 +521,7 @@ impl Reconciler {
         info!(kind = "VirtualService", namespace = %ns, name = %name, action = "deleted", "VirtualService {ns}/{name} has been deleted");
         write(&self.index).delete_virtual_service(&(ns.clone(), name.clone()), None);
         changes.record(
-            &vs.metadata,
+            vs.meta.owner_route_names(),
             Change::Deleted,
             format!("VirtualService {name}"),
         );

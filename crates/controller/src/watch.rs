@@ -17,8 +17,8 @@ use kube::runtime::watcher;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::children::CachedVirtualService;
-use crate::index::{Index, cached_route, cached_service};
+use crate::children::{CachedService, CachedVirtualService};
+use crate::index::{Index, cached_route};
 use crate::metrics::Metrics;
 use crate::queue::WorkQueue;
 use crate::reconcile::write;
@@ -66,17 +66,21 @@ impl Watched for Route {
 
 impl Watched for Service {
     const KIND: &'static str = "Service";
-    type Cached = Service;
-    fn cache(obj: Self) -> Service {
-        cached_service(obj)
+    type Cached = CachedService;
+    fn cache(obj: Self) -> CachedService {
+        CachedService::new(obj)
     }
-    fn apply(index: &mut Index, obj: Self) -> BTreeSet<FqdnKey> {
+    fn apply(index: &mut Index, obj: CachedService) -> BTreeSet<FqdnKey> {
         index.apply_service(obj)
     }
     fn delete(index: &mut Index, obj: &Self) -> BTreeSet<FqdnKey> {
         index.delete_service(&id(obj), obj.metadata.resource_version.as_ref())
     }
-    fn replace(index: &mut Index, scope: Option<&str>, objs: Vec<Self>) -> BTreeSet<FqdnKey> {
+    fn replace(
+        index: &mut Index,
+        scope: Option<&str>,
+        objs: Vec<CachedService>,
+    ) -> BTreeSet<FqdnKey> {
         index.replace_services(scope, objs)
     }
 }
