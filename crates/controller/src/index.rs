@@ -17,6 +17,7 @@ use cfnet_translate::{
 use kube::ResourceExt;
 
 use crate::children::{CachedService, CachedVirtualService, ChildMeta};
+use crate::small_set::SmallSet;
 
 /// (namespace, name)
 pub type ObjId = (String, String);
@@ -69,14 +70,14 @@ pub struct Snapshot {
 
 #[derive(Default)]
 pub struct Index {
-    routes: HashMap<FqdnKey, BTreeMap<String, Arc<Route>>>,
+    routes: HashMap<FqdnKey, SmallSet<Arc<Route>>>,
     route_keys: HashMap<ObjId, FqdnKey>,
     /// Destination guid and external FQDN claims, oldest first.
     claims: ClaimIndex,
     /// (namespace, vs-<hash>) → key, for every key that has Routes (maps a foreign VS to its key).
     vs_names: HashMap<ObjId, FqdnKey>,
     services: HashMap<ObjId, Arc<CachedService>>,
-    services_by_key: HashMap<FqdnKey, BTreeSet<String>>,
+    services_by_key: HashMap<FqdnKey, SmallSet<String>>,
     virtual_services: HashMap<ObjId, Arc<CachedVirtualService>>,
     /// Children the watch saw deleted; see `Tombstones`.
     gone_services: Tombstones,
@@ -193,7 +194,7 @@ impl Index {
             // Keep the newest object (status, finalizers) without re-enqueueing.
             let key = route_key(&route);
             if let Some(group) = self.routes.get_mut(&key) {
-                group.insert(id.1.clone(), Arc::new(route));
+                group.insert(Arc::new(route));
             }
             return affected;
         }
@@ -207,7 +208,7 @@ impl Index {
                 key.clone(),
             );
         }
-        group.insert(id.1.clone(), Arc::new(route));
+        group.insert(Arc::new(route));
         self.route_keys.insert(id, key.clone());
         affected.insert(key);
         affected
@@ -452,7 +453,7 @@ impl Index {
         let routes: Vec<Arc<Route>> = self
             .routes
             .get(key)
-            .map(|g| g.values().cloned().collect())
+            .map(|g| g.iter().cloned().collect())
             .unwrap_or_default();
         let live: Vec<&Route> = routes
             .iter()

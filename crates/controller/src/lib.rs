@@ -24,6 +24,7 @@ mod metrics;
 mod queue;
 mod reconcile;
 mod server;
+mod small_set;
 mod watch;
 
 use std::future::Future;
