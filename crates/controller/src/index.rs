@@ -17,6 +17,7 @@ use cfnet_translate::{
 use kube::ResourceExt;
 
 use crate::children::{CachedService, CachedVirtualService, ChildMeta};
+use crate::packed::PackedRoute;
 use crate::small_set::SmallSet;
 
 /// (namespace, name)
@@ -70,7 +71,7 @@ pub struct Snapshot {
 
 #[derive(Default)]
 pub struct Index {
-    routes: HashMap<FqdnKey, SmallSet<Arc<Route>>>,
+    routes: HashMap<FqdnKey, SmallSet<PackedRoute>>,
     route_keys: HashMap<ObjId, FqdnKey>,
     /// Destination guid and external FQDN claims, oldest first.
     claims: ClaimIndex,
@@ -184,9 +185,15 @@ impl Index {
 
     /// Adds or replaces a Route; returns the keys to reconcile (old and new FQDN, and the keys whose
     /// claim holder changed).
+    #[cfg(test)]
     pub fn apply_route(&mut self, route: Route) -> BTreeSet<FqdnKey> {
-        let route = cached_route(route);
-        let id = obj_id(&route);
+        self.apply_packed_route(PackedRoute::new(cached_route(route)))
+    }
+
+    /// `apply_route` of a Route packed as it arrived (outside the lock; a re-list buffers them).
+    pub fn apply_packed_route(&mut self, packed: PackedRoute) -> BTreeSet<FqdnKey> {
+        let route = packed.unpack();
+        let id = obj_id(route.as_ref());
         let mut affected = BTreeSet::new();
         if let Some(old) = self.route(&id)
             && !route_changed(&old, &route)
@@ -194,7 +201,7 @@ impl Index {
             // Keep the newest object (status, finalizers) without re-enqueueing.
             let key = route_key(&route);
             if let Some(group) = self.routes.get_mut(&key) {
-                group.insert(Arc::new(route));
+                group.insert(packed);
             }
             return affected;
         }
@@ -208,7 +215,7 @@ impl Index {
                 key.clone(),
             );
         }
-        group.insert(Arc::new(route));
+        group.insert(packed);
         self.route_keys.insert(id, key.clone());
         affected.insert(key);
         affected
@@ -222,7 +229,7 @@ impl Index {
 
     fn route(&self, id: &ObjId) -> Option<Arc<Route>> {
         let key = self.route_keys.get(id)?;
-        self.routes.get(key)?.get(&id.1).cloned()
+        Some(self.routes.get(key)?.get(&id.1)?.unpack())
     }
 
     fn remove_route(&mut self, id: &ObjId, affected: &mut BTreeSet<FqdnKey>) {
@@ -238,8 +245,8 @@ impl Index {
             self.vs_names
                 .remove(&(key.namespace.clone(), virtual_service_name(&key.fqdn)));
         }
-        if let Some(old) = old {
-            self.unclaim(&old, affected);
+        if old.is_some() {
+            affected.extend(self.claims.remove(&id.0, &id.1));
         }
         affected.insert(key);
     }
@@ -258,23 +265,20 @@ impl Index {
         }
     }
 
-    fn unclaim(&mut self, route: &Route, affected: &mut BTreeSet<FqdnKey>) {
-        affected.extend(
-            self.claims
-                .remove(&route.namespace().unwrap_or_default(), &route.name_any()),
-        );
-    }
-
     /// Replaces the Routes in `scope` (a namespace, or all) after a (re-)list.
-    pub fn replace_routes(&mut self, scope: Option<&str>, routes: Vec<Route>) -> BTreeSet<FqdnKey> {
-        let listed: BTreeSet<ObjId> = routes.iter().map(obj_id).collect();
+    pub fn replace_routes(
+        &mut self,
+        scope: Option<&str>,
+        routes: Vec<PackedRoute>,
+    ) -> BTreeSet<FqdnKey> {
+        let listed: BTreeSet<ObjId> = routes.iter().map(PackedRoute::id).collect();
         let gone = not_listed(self.route_keys.keys(), scope, &listed);
         let mut affected = BTreeSet::new();
         for id in gone {
             self.remove_route(&id, &mut affected);
         }
         for r in routes {
-            affected.extend(self.apply_route(r));
+            affected.extend(self.apply_packed_route(r));
         }
         affected
     }
@@ -453,7 +457,7 @@ impl Index {
         let routes: Vec<Arc<Route>> = self
             .routes
             .get(key)
-            .map(|g| g.iter().cloned().collect())
+            .map(|g| g.iter().map(PackedRoute::unpack).collect())
             .unwrap_or_default();
         let live: Vec<&Route> = routes
             .iter()

@@ -21,6 +21,7 @@ mod error;
 mod index;
 mod leader;
 mod metrics;
+mod packed;
 mod queue;
 mod reconcile;
 mod server;

@@ -2,10 +2,6 @@
 //! FQDN, and almost every group has one member: a `BTreeMap` leaf is allocated for eleven (some 300 to
 //! 800 bytes), a one-element `Vec` of pointers for four (32 bytes). Lookups are binary searches.
 
-use std::sync::Arc;
-
-use cfnet_api::Route;
-
 /// What an element is ordered and found by.
 pub(crate) trait Named {
     fn name(&self) -> &str;
@@ -14,12 +10,6 @@ pub(crate) trait Named {
 impl Named for String {
     fn name(&self) -> &str {
         self
-    }
-}
-
-impl Named for Arc<Route> {
-    fn name(&self) -> &str {
-        self.metadata.name.as_deref().unwrap_or_default()
     }
 }
 

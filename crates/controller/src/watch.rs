@@ -20,6 +20,7 @@ use tracing::{info, warn};
 use crate::children::{CachedService, CachedVirtualService};
 use crate::index::{Index, cached_route};
 use crate::metrics::Metrics;
+use crate::packed::PackedRoute;
 use crate::queue::WorkQueue;
 use crate::reconcile::write;
 
@@ -49,17 +50,21 @@ fn id<K: ResourceExt>(obj: &K) -> (String, String) {
 impl Watched for Route {
     const KIND: &'static str = "Route";
     const IS_ROUTE: bool = true;
-    type Cached = Route;
-    fn cache(obj: Self) -> Route {
-        cached_route(obj)
+    type Cached = PackedRoute;
+    fn cache(obj: Self) -> PackedRoute {
+        PackedRoute::new(cached_route(obj))
     }
-    fn apply(index: &mut Index, obj: Self) -> BTreeSet<FqdnKey> {
-        index.apply_route(obj)
+    fn apply(index: &mut Index, obj: PackedRoute) -> BTreeSet<FqdnKey> {
+        index.apply_packed_route(obj)
     }
     fn delete(index: &mut Index, obj: &Self) -> BTreeSet<FqdnKey> {
         index.delete_route(&id(obj))
     }
-    fn replace(index: &mut Index, scope: Option<&str>, objs: Vec<Self>) -> BTreeSet<FqdnKey> {
+    fn replace(
+        index: &mut Index,
+        scope: Option<&str>,
+        objs: Vec<PackedRoute>,
+    ) -> BTreeSet<FqdnKey> {
         index.replace_routes(scope, objs)
     }
 }
