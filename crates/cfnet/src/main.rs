@@ -8,6 +8,7 @@ mod controller;
 mod crd;
 mod demo;
 mod dev;
+mod malloc;
 mod render;
 
 use std::process::ExitCode;
@@ -44,6 +45,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    malloc::tune();
     let cli = Cli::parse();
     match cli.command {
         Command::Demo(args) => demo::run(args),
