@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use cfnet_api::{FQDN_ANNOTATION, ROUTE_FQDN_ANNOTATION, Route};
+use cfnet_api::Route;
 use cfnet_translate::{
     ClaimIndex, Claims, FqdnKey, FqdnTranslation, ROUTE_LABELS, Settings, translate_fqdn,
     virtual_service_name,
@@ -114,11 +114,11 @@ fn route_changed(old: &Route, new: &Route) -> bool {
         || old.metadata.generation != new.metadata.generation
 }
 
-/// The key a child names in `annotation` (its FQDN).
-fn annotation_key(meta: &ChildMeta, annotation: &str) -> Option<FqdnKey> {
+/// The key a child names in its FQDN annotation.
+fn fqdn_key(meta: &ChildMeta) -> Option<FqdnKey> {
     Some(FqdnKey {
         namespace: meta.namespace.clone(),
-        fqdn: meta.annotation(annotation)?.to_owned(),
+        fqdn: meta.fqdn()?.to_owned(),
     })
 }
 
@@ -286,7 +286,7 @@ impl Index {
     // ---- Services -----------------------------------------------------------------------------
 
     fn service_keys(&self, svc: &ChildMeta, out: &mut BTreeSet<FqdnKey>) {
-        out.extend(annotation_key(svc, ROUTE_FQDN_ANNOTATION));
+        out.extend(fqdn_key(svc));
         for owner in svc.owner_route_names() {
             if let Some(k) = self
                 .route_keys
@@ -307,7 +307,7 @@ impl Index {
         self.gone_services.lift(&id);
         self.remove_service(&id, &mut affected);
         self.service_keys(&svc.meta, &mut affected);
-        if let Some(k) = annotation_key(&svc.meta, ROUTE_FQDN_ANNOTATION) {
+        if let Some(k) = fqdn_key(&svc.meta) {
             self.services_by_key
                 .entry(k)
                 .or_default()
@@ -333,7 +333,7 @@ impl Index {
             return;
         };
         self.service_keys(&old.meta, affected);
-        if let Some(k) = annotation_key(&old.meta, ROUTE_FQDN_ANNOTATION)
+        if let Some(k) = fqdn_key(&old.meta)
             && let Some(names) = self.services_by_key.get_mut(&k)
         {
             names.remove(&id.1);
@@ -366,7 +366,7 @@ impl Index {
     // ---- VirtualServices ----------------------------------------------------------------------
 
     fn virtual_service_keys(&self, vs: &CachedVirtualService, out: &mut BTreeSet<FqdnKey>) {
-        out.extend(annotation_key(&vs.meta, FQDN_ANNOTATION));
+        out.extend(fqdn_key(&vs.meta));
         if let Some(k) = self.vs_names.get(&vs.meta.id()) {
             out.insert(k.clone());
         }
@@ -436,7 +436,7 @@ impl Index {
         keys.extend(self.services_by_key.keys().cloned());
         for vs in self.virtual_services.values() {
             if vs.meta.is_ours() {
-                keys.extend(annotation_key(&vs.meta, FQDN_ANNOTATION));
+                keys.extend(fqdn_key(&vs.meta));
             }
         }
         keys

@@ -43,7 +43,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::watch as channel;
 use tracing::{info, warn};
 
-pub use children::{is_ours, json_contains};
+pub use children::is_ours;
 pub use config::{
     Config, ConfigError, DEFAULT_RESYNC_INTERVAL, EnvConfig, FIELD_MANAGER, LEASE_NAME,
     LeaderElection, parse_listen_addr, parse_resync_interval,

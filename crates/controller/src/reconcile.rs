@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 
 use cfnet_api::{
-    Condition, ConditionStatus, FINALIZER, MANAGED_BY_LABEL, MANAGED_BY_VALUE, READY,
-    ROUTE_FQDN_ANNOTATION, Route, VirtualService,
+    Condition, ConditionStatus, FINALIZER, MANAGED_BY_LABEL, MANAGED_BY_VALUE, READY, Route,
+    VirtualService,
 };
 use cfnet_translate::{FqdnKey, Settings, virtual_service_name};
 use k8s_openapi::api::core::v1::Service;
@@ -212,8 +212,7 @@ impl Reconciler {
 
         // 4. Owned Services of this FQDN that are no longer desired.
         for (name, svc) in &snap.services {
-            let of_this_fqdn =
-                svc.meta.annotation(ROUTE_FQDN_ANNOTATION) == Some(key.fqdn.as_str());
+            let of_this_fqdn = svc.meta.fqdn() == Some(key.fqdn.as_str());
             if !desired_services.contains(name)
                 && of_this_fqdn
                 && svc.meta.is_ours()

@@ -18,9 +18,7 @@ use k8s_openapi::api::core::v1::Service;
 
 pub use claims::{ClaimIndex, ClaimOrder, Claims, claim_order, route_name, route_namespace};
 pub use names::{service_name, virtual_service_name};
-pub use objects::{
-    CHILD_ANNOTATIONS, CHILD_LABELS, PLACEHOLDER_HOST, ROUTE_LABELS, route_services,
-};
+pub use objects::{PLACEHOLDER_HOST, ROUTE_LABELS, SERVICE_LABELS, route_services};
 pub use validate::validate_route;
 
 /// Settings that come from the controller's configuration.

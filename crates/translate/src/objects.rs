@@ -23,16 +23,15 @@ const ROUTE_GUID_LABEL: &str = "cloudfoundry.org/route_guid";
 const SPACE_GUID_LABEL: &str = "cloudfoundry.org/space_guid";
 const ORG_GUID_LABEL: &str = "cloudfoundry.org/org_guid";
 
-/// Every label key cfnet sets on a Service or VirtualService. A controller comparing a child with its
-/// desired form needs no other (an apply leaves others' labels alone).
-pub const CHILD_LABELS: [&str; 4] = [
+/// Every label key cfnet sets on a Service (the controller adds the managed-by label the translation
+/// leaves out). A controller comparing a Service with its desired form needs no other: an apply leaves
+/// others' labels alone.
+pub const SERVICE_LABELS: [&str; 4] = [
     APP_GUID_LABEL,
     PROCESS_TYPE_LABEL,
     ROUTE_GUID_LABEL,
     MANAGED_BY_LABEL,
 ];
-/// Every annotation key cfnet sets on a Service or VirtualService.
-pub const CHILD_ANNOTATIONS: [&str; 2] = [ROUTE_FQDN_ANNOTATION, FQDN_ANNOTATION];
 /// The only Route labels the translation reads (the CF-Space-Id and CF-Organization-Id headers).
 pub const ROUTE_LABELS: [&str; 2] = [SPACE_GUID_LABEL, ORG_GUID_LABEL];
 
