@@ -1,6 +1,6 @@
 //! A set of a few elements kept as a sorted `Vec`. The index groups Routes by FQDN and Services by
 //! FQDN, and almost every group has one member: a `BTreeMap` leaf is allocated for eleven (some 300 to
-//! 800 bytes), a one-element `Vec` of pointers for four (32 bytes). Lookups are binary searches.
+//! 800 bytes), this `Vec` for exactly its members. Lookups are binary searches.
 
 /// What an element is ordered and found by.
 pub(crate) trait Named {
@@ -31,7 +31,11 @@ impl<T: Named> SmallSet<T> {
     pub fn insert(&mut self, element: T) {
         match self.find(element.name()) {
             Ok(at) => self.0[at] = element,
-            Err(at) => self.0.insert(at, element),
+            Err(at) => {
+                // Grow by one: a Vec's first allocation is for four.
+                self.0.reserve_exact(1);
+                self.0.insert(at, element)
+            }
         }
     }
 

@@ -66,6 +66,8 @@ struct Claimants(Vec<Arc<ClaimOrder>>);
 impl Claimants {
     fn insert(&mut self, order: Arc<ClaimOrder>) {
         if let Err(at) = self.0.binary_search(&order) {
+            // Grow by one: a Vec's first allocation is for four.
+            self.0.reserve_exact(1);
             self.0.insert(at, order);
         }
     }
