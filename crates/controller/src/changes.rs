@@ -1,7 +1,6 @@
 //! The children one reconcile created or deleted, per owning Route, so that each Route gets one Event
-//! per kind of change ("Created Service s-…, VirtualService vs-…") instead of one per child. The events
-//! recorder turns a second event with the same reason into a PATCH of the first, so one event per reason
-//! is one write instead of two.
+//! per kind of change ("Created Service s-…, VirtualService vs-…") instead of one per child: one write
+//! per Route instead of one per child.
 
 use std::collections::BTreeMap;
 

@@ -38,7 +38,7 @@ use k8s_openapi::api::core::v1::Service;
 use kube::Client;
 use kube::api::{Api, DynamicObject};
 use kube::core::ApiResource;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::watch as channel;
 use tracing::{info, warn};
@@ -206,13 +206,10 @@ impl Controller {
                 gateway: config.gateway.clone(),
             },
             metrics: Arc::clone(&metrics),
-            recorder: Recorder::new(
-                client.clone(),
-                Reporter {
-                    controller: FIELD_MANAGER.into(),
-                    instance: identity,
-                },
-            ),
+            reporter: Reporter {
+                controller: FIELD_MANAGER.into(),
+                instance: identity,
+            },
             gate: gate_tx.subscribe(),
             vs_resource,
         });
