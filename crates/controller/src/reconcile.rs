@@ -29,7 +29,7 @@ use crate::children::{
 };
 use crate::config::FIELD_MANAGER;
 use crate::error::Error;
-use crate::index::Index;
+use crate::index::{Index, ObjId};
 use crate::metrics::{Metrics, Verb};
 
 /// What the reconcile concluded about one Route.
@@ -473,30 +473,11 @@ impl Reconciler {
         svc: &CachedService,
         changes: &mut ChildChanges,
     ) -> Result<(), Error> {
-        let (ns, name) = svc.meta.id();
-        self.may_write("Service", &ns, &name)?;
-        let api: Api<Service> = Api::namespaced(self.client.clone(), &ns);
-        self.metrics.wrote(Verb::Delete, "Service");
-        match api.delete(&name, &Self::delete_params(&svc.meta)).await {
-            Ok(_) => {}
-            Err(e) if Error::is_not_found(&e) => {}
-            Err(source) => {
-                return Err(Error::Delete {
-                    kind: "Service",
-                    namespace: ns,
-                    name,
-                    source: Box::new(source),
-                });
-            }
-        }
-        info!(kind = "Service", namespace = %ns, name = %name, action = "deleted", "Service {ns}/{name} has been deleted");
-        write(&self.index).delete_service(&(ns.clone(), name.clone()), None);
-        changes.record(
-            svc.meta.owner_route_names(),
-            Change::Deleted,
-            format!("Service {name}"),
-        );
-        Ok(())
+        let api: Api<Service> = Api::namespaced(self.client.clone(), &svc.meta.namespace);
+        self.delete_child("Service", api, &svc.meta, changes, |index, id| {
+            index.delete_service(id, None);
+        })
+        .await
     }
 
     async fn delete_virtual_service(
@@ -504,29 +485,48 @@ impl Reconciler {
         vs: &CachedVirtualService,
         changes: &mut ChildChanges,
     ) -> Result<(), Error> {
-        let (ns, name) = vs.meta.id();
-        self.may_write("VirtualService", &ns, &name)?;
         let api: Api<DynamicObject> =
-            Api::namespaced_with(self.client.clone(), &ns, &self.vs_resource);
-        self.metrics.wrote(Verb::Delete, "VirtualService");
-        match api.delete(&name, &Self::delete_params(&vs.meta)).await {
+            Api::namespaced_with(self.client.clone(), &vs.meta.namespace, &self.vs_resource);
+        self.delete_child("VirtualService", api, &vs.meta, changes, |index, id| {
+            index.delete_virtual_service(id, None);
+        })
+        .await
+    }
+
+    /// Deletes one child of `kind` with `delete_params`, then `forget`s it in the index (the watch's
+    /// deletion may come later) and records the change for the owning Routes' Event.
+    async fn delete_child<K>(
+        &self,
+        kind: &'static str,
+        api: Api<K>,
+        meta: &ChildMeta,
+        changes: &mut ChildChanges,
+        forget: fn(&mut Index, &ObjId),
+    ) -> Result<(), Error>
+    where
+        K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let (ns, name) = meta.id();
+        self.may_write(kind, &ns, &name)?;
+        self.metrics.wrote(Verb::Delete, kind);
+        match api.delete(&name, &Self::delete_params(meta)).await {
             Ok(_) => {}
             Err(e) if Error::is_not_found(&e) => {}
             Err(source) => {
                 return Err(Error::Delete {
-                    kind: "VirtualService",
+                    kind,
                     namespace: ns,
                     name,
                     source: Box::new(source),
                 });
             }
         }
-        info!(kind = "VirtualService", namespace = %ns, name = %name, action = "deleted", "VirtualService {ns}/{name} has been deleted");
-        write(&self.index).delete_virtual_service(&(ns.clone(), name.clone()), None);
+        info!(kind, namespace = %ns, name = %name, action = "deleted", "{kind} {ns}/{name} has been deleted");
+        forget(&mut write(&self.index), &(ns, name.clone()));
         changes.record(
-            vs.meta.owner_route_names(),
+            meta.owner_route_names(),
             Change::Deleted,
-            format!("VirtualService {name}"),
+            format!("{kind} {name}"),
         );
         Ok(())
     }
