@@ -77,6 +77,34 @@ async fn drift_deleted_and_edited_children_are_restored_by_the_watch() {
             .unwrap_or(0)
     };
     eventually_eq("edited port restored", Duration::from_secs(10), 8080, port).await;
+    // The selector is ours as a whole: a key another manager adds changes which pods get traffic.
+    svcs.patch(
+        "s-d1",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"selector": {"tier": "other"}}})),
+    )
+    .await
+    .expect("edit selector");
+    let selector = || async {
+        svcs.get("s-d1")
+            .await
+            .ok()
+            .and_then(|s| s.spec?.selector)
+            .unwrap_or_default()
+    };
+    eventually_eq(
+        "added selector key removed",
+        Duration::from_secs(10),
+        std::collections::BTreeMap::from([
+            ("cloudfoundry.org/app_guid".to_string(), "app".to_string()),
+            (
+                "cloudfoundry.org/process_type".to_string(),
+                "web".to_string(),
+            ),
+        ]),
+        selector,
+    )
+    .await;
     eventually_eq(
         "edited vs restored",
         Duration::from_secs(10),
