@@ -341,9 +341,9 @@ mod tests {
         assert!(service_needs_apply(&other_owner, &same));
     }
 
-    /// The cache keeps only the labels, annotations and spec fields in `CHILD_LABELS`,
-    /// `CHILD_ANNOTATIONS` and `ServiceFields`. Should the translation ever set another, a child cached
-    /// from its own desired form would differ from it and this fails (instead of drift going unseen).
+    /// A child's digest covers only the kind's label and annotation keys and the spec fields
+    /// `service_spec` keeps. Should the translation ever set another, or stop setting a listed key, this
+    /// fails (instead of drift going unseen, or a child being re-applied for ever).
     #[test]
     fn the_cache_keeps_everything_the_translation_sets() {
         let route: cfnet_api::Route = serde_json::from_value(json!({

@@ -42,8 +42,8 @@ fn not_listed<'a>(
 /// A Route as the index keeps it: without what no reconcile reads. `managedFields` (a JSON tree per
 /// field manager) is the largest part of a Route as served; annotations (kubectl's last-applied copy
 /// among them) and the labels other than [`ROUTE_LABELS`] (Cloud Controller sets ten) are never read.
-/// With 10,000 routes this is most of a cached Route's memory. Idempotent: the watch converts on
-/// arrival, the index again on insert (which also covers objects that do not come from a watch).
+/// With 10,000 routes this is most of a cached Route's memory. The watch converts (and packs) each
+/// Route as it arrives, outside the index lock.
 pub(crate) fn cached_route(mut route: Route) -> Route {
     let meta = &mut route.metadata;
     meta.managed_fields = None;
@@ -183,14 +183,14 @@ impl Tombstones {
 impl Index {
     // ---- Routes -------------------------------------------------------------------------------
 
-    /// Adds or replaces a Route; returns the keys to reconcile (old and new FQDN, and the keys whose
-    /// claim holder changed).
+    /// `apply_packed_route` of a Route as served (tests).
     #[cfg(test)]
     pub fn apply_route(&mut self, route: Route) -> BTreeSet<FqdnKey> {
         self.apply_packed_route(PackedRoute::new(cached_route(route)))
     }
 
-    /// `apply_route` of a Route packed as it arrived (outside the lock; a re-list buffers them).
+    /// Adds or replaces a Route, packed as it arrived (outside the lock; a re-list buffers them);
+    /// returns the keys to reconcile (old and new FQDN, and the keys whose claim holder changed).
     pub fn apply_packed_route(&mut self, packed: PackedRoute) -> BTreeSet<FqdnKey> {
         let route = packed.unpack();
         let id = obj_id(route.as_ref());
