@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use cfnet_api::{FQDN_ANNOTATION, MANAGED_BY_LABEL, ROUTE_FQDN_ANNOTATION, VirtualService};
 use cfnet_translate::SERVICE_LABELS;
@@ -64,8 +65,9 @@ const VIRTUAL_SERVICE_ANNOTATIONS: [&str; 1] = [FQDN_ANNOTATION];
 /// and the FQDN it names. The rest of what cfnet compares is in [`Cached`]'s digest.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ChildMeta {
-    pub namespace: String,
-    pub name: String,
+    /// Shared strings: the index interns the namespace and keys its maps with these very copies.
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
     pub uid: Option<String>,
     pub resource_version: Option<String>,
     owners: Box<[Box<str>]>,
@@ -83,8 +85,8 @@ impl ChildMeta {
             .and_then(|a| a.get(fqdn_annotation))
             .map(|v| Box::from(v.as_str()));
         ChildMeta {
-            namespace: meta.namespace.unwrap_or_default(),
-            name: meta.name.unwrap_or_default(),
+            namespace: meta.namespace.unwrap_or_default().into(),
+            name: meta.name.unwrap_or_default().into(),
             uid: meta.uid,
             resource_version: meta.resource_version,
             owners,
@@ -93,7 +95,7 @@ impl ChildMeta {
     }
 
     /// (namespace, name)
-    pub fn id(&self) -> (String, String) {
+    pub fn id(&self) -> (Arc<str>, Arc<str>) {
         (self.namespace.clone(), self.name.clone())
     }
 
@@ -359,7 +361,7 @@ mod tests {
         .unwrap();
         let key = cfnet_translate::FqdnKey {
             namespace: "ns".into(),
-            fqdn: route.spec.fqdn(),
+            fqdn: route.spec.fqdn().into(),
         };
         let settings = cfnet_translate::Settings {
             gateway: "g".into(),

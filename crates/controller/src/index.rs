@@ -6,7 +6,7 @@
 //! with the primary maps, and `Store` has no secondary indexes. The watch tasks (watch.rs) feed it with
 //! the same Init / InitApply / InitDone semantics a reflector has.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use cfnet_api::Route;
@@ -21,10 +21,14 @@ use crate::packed::PackedRoute;
 use crate::small_set::SmallSet;
 
 /// (namespace, name)
-pub type ObjId = (String, String);
+/// (namespace, name). The index's copies share their strings with the cached objects.
+pub type ObjId = (Arc<str>, Arc<str>);
 
-fn obj_id<K: ResourceExt>(obj: &K) -> ObjId {
-    (obj.namespace().unwrap_or_default(), obj.name_any())
+pub fn obj_id<K: ResourceExt>(obj: &K) -> ObjId {
+    (
+        obj.namespace().unwrap_or_default().into(),
+        obj.name_any().into(),
+    )
 }
 
 /// The ids in `scope` (a namespace, or all) that a re-list did not return.
@@ -34,7 +38,7 @@ fn not_listed<'a>(
     listed: &BTreeSet<ObjId>,
 ) -> Vec<ObjId> {
     cached
-        .filter(|id| scope.is_none_or(|ns| id.0 == ns) && !listed.contains(*id))
+        .filter(|id| scope.is_none_or(|ns| &*id.0 == ns) && !listed.contains(*id))
         .cloned()
         .collect()
 }
@@ -78,13 +82,16 @@ pub struct Index {
     /// (namespace, vs-<hash>) → key, for every key that has Routes (maps a foreign VS to its key).
     vs_names: HashMap<ObjId, FqdnKey>,
     services: HashMap<ObjId, Arc<CachedService>>,
-    services_by_key: HashMap<FqdnKey, SmallSet<String>>,
+    services_by_key: HashMap<FqdnKey, SmallSet<Arc<str>>>,
     virtual_services: HashMap<ObjId, Arc<CachedVirtualService>>,
     /// Children the watch saw deleted; see `Tombstones`.
     gone_services: Tombstones,
     gone_virtual_services: Tombstones,
     owned_services: usize,
     owned_virtual_services: usize,
+    /// One shared copy of each namespace name seen (a handful per cluster; never pruned), used by
+    /// every id and key above instead of a copy each.
+    namespaces: HashSet<Arc<str>>,
 }
 
 impl Claims for Index {
@@ -99,8 +106,8 @@ impl Claims for Index {
 
 fn route_key(route: &Route) -> FqdnKey {
     FqdnKey {
-        namespace: route.namespace().unwrap_or_default(),
-        fqdn: route.spec.fqdn(),
+        namespace: route.namespace().unwrap_or_default().into(),
+        fqdn: route.spec.fqdn().into(),
     }
 }
 
@@ -118,7 +125,7 @@ fn route_changed(old: &Route, new: &Route) -> bool {
 fn fqdn_key(meta: &ChildMeta) -> Option<FqdnKey> {
     Some(FqdnKey {
         namespace: meta.namespace.clone(),
-        fqdn: meta.fqdn()?.to_owned(),
+        fqdn: meta.fqdn()?.into(),
     })
 }
 
@@ -181,6 +188,32 @@ impl Tombstones {
 }
 
 impl Index {
+    /// The shared copy of `namespace`.
+    fn namespace(&mut self, namespace: &str) -> Arc<str> {
+        if let Some(shared) = self.namespaces.get(namespace) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = namespace.into();
+        self.namespaces.insert(shared.clone());
+        shared
+    }
+
+    /// The copy of `key` the index already keeps, if any, so that its maps share one.
+    fn shared_key(&self, key: FqdnKey) -> FqdnKey {
+        if let Some((shared, _)) = self.routes.get_key_value(&key) {
+            return shared.clone();
+        }
+        if let Some((shared, _)) = self.services_by_key.get_key_value(&key) {
+            return shared.clone();
+        }
+        key
+    }
+
+    /// A child's metadata with the shared copy of its namespace.
+    fn share_namespace(&mut self, meta: &mut ChildMeta) {
+        meta.namespace = self.namespace(&meta.namespace);
+    }
+
     // ---- Routes -------------------------------------------------------------------------------
 
     /// `apply_packed_route` of a Route as served (tests).
@@ -193,7 +226,8 @@ impl Index {
     /// returns the keys to reconcile (old and new FQDN, and the keys whose claim holder changed).
     pub fn apply_packed_route(&mut self, packed: PackedRoute) -> BTreeSet<FqdnKey> {
         let route = packed.unpack();
-        let id = obj_id(route.as_ref());
+        let namespace = self.namespace(route.metadata.namespace.as_deref().unwrap_or_default());
+        let id = (namespace, packed.shared_name());
         let mut affected = BTreeSet::new();
         if let Some(old) = self.route(&id)
             && !route_changed(&old, &route)
@@ -206,12 +240,18 @@ impl Index {
             return affected;
         }
         self.remove_route(&id, &mut affected);
-        let key = route_key(&route);
+        let key = self.shared_key(FqdnKey {
+            namespace: id.0.clone(),
+            fqdn: route.spec.fqdn().into(),
+        });
         self.claim(&route, &mut affected);
         let group = self.routes.entry(key.clone()).or_default();
         if group.is_empty() {
             self.vs_names.insert(
-                (key.namespace.clone(), virtual_service_name(&key.fqdn)),
+                (
+                    key.namespace.clone(),
+                    virtual_service_name(&key.fqdn).into(),
+                ),
                 key.clone(),
             );
         }
@@ -242,8 +282,10 @@ impl Index {
         let old = group.remove(&id.1);
         if group.is_empty() {
             self.routes.remove(&key);
-            self.vs_names
-                .remove(&(key.namespace.clone(), virtual_service_name(&key.fqdn)));
+            self.vs_names.remove(&(
+                key.namespace.clone(),
+                virtual_service_name(&key.fqdn).into(),
+            ));
         }
         if old.is_some() {
             affected.extend(self.claims.remove(&id.0, &id.1));
@@ -288,16 +330,14 @@ impl Index {
     fn service_keys(&self, svc: &ChildMeta, out: &mut BTreeSet<FqdnKey>) {
         out.extend(fqdn_key(svc));
         for owner in svc.owner_route_names() {
-            if let Some(k) = self
-                .route_keys
-                .get(&(svc.namespace.clone(), owner.to_string()))
-            {
+            if let Some(k) = self.route_keys.get(&(svc.namespace.clone(), owner.into())) {
                 out.insert(k.clone());
             }
         }
     }
 
-    pub fn apply_service(&mut self, svc: CachedService) -> BTreeSet<FqdnKey> {
+    pub fn apply_service(&mut self, mut svc: CachedService) -> BTreeSet<FqdnKey> {
+        self.share_namespace(&mut svc.meta);
         let id = svc.meta.id();
         let mut affected = BTreeSet::new();
         let cached = self.services.get(&id).map(|old| &old.meta);
@@ -308,6 +348,7 @@ impl Index {
         self.remove_service(&id, &mut affected);
         self.service_keys(&svc.meta, &mut affected);
         if let Some(k) = fqdn_key(&svc.meta) {
+            let k = self.shared_key(k);
             self.services_by_key
                 .entry(k)
                 .or_default()
@@ -372,7 +413,8 @@ impl Index {
         }
     }
 
-    pub fn apply_virtual_service(&mut self, vs: CachedVirtualService) -> BTreeSet<FqdnKey> {
+    pub fn apply_virtual_service(&mut self, mut vs: CachedVirtualService) -> BTreeSet<FqdnKey> {
+        self.share_namespace(&mut vs.meta);
         let id = vs.meta.id();
         let mut affected = BTreeSet::new();
         let cached = self.virtual_services.get(&id).map(|old| &old.meta);
@@ -448,9 +490,7 @@ impl Index {
     }
 
     pub fn service(&self, namespace: &str, name: &str) -> Option<Arc<CachedService>> {
-        self.services
-            .get(&(namespace.to_string(), name.to_string()))
-            .cloned()
+        self.services.get(&(namespace.into(), name.into())).cloned()
     }
 
     pub fn snapshot(&self, key: &FqdnKey, settings: &Settings) -> Snapshot {
@@ -466,7 +506,12 @@ impl Index {
             .collect();
         let translation = translate_fqdn(key, &live, self, settings);
         let mut services = BTreeMap::new();
-        let names = self.services_by_key.get(key).into_iter().flatten().cloned();
+        let names = self
+            .services_by_key
+            .get(key)
+            .into_iter()
+            .flatten()
+            .map(|n| n.to_string());
         let desired = translation
             .services
             .iter()
@@ -478,7 +523,10 @@ impl Index {
         }
         let virtual_service = self
             .virtual_services
-            .get(&(key.namespace.clone(), virtual_service_name(&key.fqdn)))
+            .get(&(
+                key.namespace.clone(),
+                virtual_service_name(&key.fqdn).into(),
+            ))
             .cloned();
         Snapshot {
             routes,
@@ -516,7 +564,7 @@ mod tests {
     fn key(ns: &str, host: &str) -> FqdnKey {
         FqdnKey {
             namespace: ns.into(),
-            fqdn: format!("{host}.apps.example.com"),
+            fqdn: format!("{host}.apps.example.com").into(),
         }
     }
 
@@ -665,6 +713,34 @@ mod tests {
         .unwrap())
     }
 
+    /// The memory of 10,000 routes depends on it: one copy of a namespace and of a key for all maps.
+    #[test]
+    fn ids_and_keys_share_one_copy_of_their_strings() {
+        let mut index = Index::default();
+        index.apply_route(route("ns", "r", "a", "2024-01-01T00:00:00Z", &["d"]));
+        index.apply_service(owned_service("10", 8080));
+        let (key, _) = index.routes.iter().next().unwrap();
+        let (id, route_key) = index.route_keys.iter().next().unwrap();
+        let (vs_id, vs_key) = index.vs_names.iter().next().unwrap();
+        let (by_key, names) = index.services_by_key.iter().next().unwrap();
+        let (svc_id, svc) = index.services.iter().next().unwrap();
+        for ns in [
+            &id.0,
+            &route_key.namespace,
+            &vs_id.0,
+            &vs_key.namespace,
+            &svc_id.0,
+        ] {
+            assert!(Arc::ptr_eq(&key.namespace, ns));
+        }
+        assert!(Arc::ptr_eq(&svc.meta.namespace, &key.namespace));
+        for fqdn in [&route_key.fqdn, &vs_key.fqdn, &by_key.fqdn] {
+            assert!(Arc::ptr_eq(&key.fqdn, fqdn));
+        }
+        assert!(Arc::ptr_eq(&svc_id.1, &svc.meta.name));
+        assert!(Arc::ptr_eq(&svc_id.1, names.iter().next().unwrap()));
+    }
+
     fn cached_version(index: &Index) -> Option<String> {
         index
             .service("ns", "s-d")
@@ -691,7 +767,7 @@ mod tests {
     fn an_older_apply_response_does_not_resurrect_a_deleted_child() {
         let mut index = Index::default();
         index.apply_service(owned_service("10", 8080));
-        let id = ("ns".to_string(), "s-d".to_string());
+        let id: ObjId = ("ns".into(), "s-d".into());
         index.delete_service(&id, Some(&"12".to_string()));
         assert!(index.apply_service(owned_service("11", 8080)).is_empty());
         assert!(index.service("ns", "s-d").is_none());
@@ -704,12 +780,12 @@ mod tests {
     fn tombstones_are_bounded() {
         let mut t = Tombstones::default();
         for i in 0..(3 * TOMBSTONES_KEPT as u64) {
-            t.bury(("ns".into(), format!("s-{i}")), Some(&i.to_string()));
+            t.bury(("ns".into(), format!("s-{i}").into()), Some(&i.to_string()));
         }
         assert!(t.0.len() <= 2 * TOMBSTONES_KEPT);
         let newest = 3 * TOMBSTONES_KEPT as u64 - 1;
         assert!(t.outlived(
-            &("ns".into(), format!("s-{newest}")),
+            &("ns".into(), format!("s-{newest}").into()),
             Some(&newest.to_string())
         ));
     }

@@ -15,7 +15,8 @@ use crate::small_set::Named;
 #[derive(Debug)]
 pub(crate) enum PackedRoute {
     Compressed {
-        name: Box<str>,
+        /// Shared with the index's key of the Route.
+        name: Arc<str>,
         /// LZ4 block of the Route's JSON against [`DICTIONARY`], its length prepended.
         bytes: Box<[u8]>,
     },
@@ -73,9 +74,17 @@ impl PackedRoute {
         }
     }
 
+    /// The name, as a copy the index can share.
+    pub fn shared_name(&self) -> Arc<str> {
+        match self {
+            PackedRoute::Compressed { name, .. } => name.clone(),
+            PackedRoute::Plain(route) => route.metadata.name.as_deref().unwrap_or_default().into(),
+        }
+    }
+
     /// (namespace, name); the namespace is not kept apart (the index's keys hold it), so it is read
     /// from the bytes.
-    pub fn id(&self) -> (String, String) {
+    pub fn id(&self) -> (Arc<str>, Arc<str>) {
         #[derive(serde::Deserialize)]
         struct Meta {
             namespace: Option<String>,
@@ -90,7 +99,7 @@ impl PackedRoute {
             }
             PackedRoute::Plain(route) => route.metadata.namespace.clone(),
         };
-        (namespace.unwrap_or_default(), self.name().to_string())
+        (namespace.unwrap_or_default().into(), self.shared_name())
     }
 
     pub fn unpack(&self) -> Arc<Route> {
@@ -143,7 +152,7 @@ mod tests {
         .unwrap();
         let packed = PackedRoute::new(route.clone());
         assert!(matches!(packed, PackedRoute::Compressed { .. }));
-        assert_eq!(packed.id(), ("ns".to_string(), "r".to_string()));
+        assert_eq!(packed.id(), ("ns".into(), "r".into()));
         assert_eq!(*packed.unpack(), route);
     }
 
@@ -191,8 +200,8 @@ mod tests {
             assert_eq!(
                 packed.id(),
                 (
-                    "cf-workloads".to_string(),
-                    route.metadata.name.clone().unwrap()
+                    "cf-workloads".into(),
+                    route.metadata.name.as_deref().unwrap().into()
                 )
             );
         }

@@ -101,7 +101,7 @@ impl Reconciler {
 
     pub async fn reconcile(&self, key: &FqdnKey) -> Result<(), Error> {
         let snap = read(&self.index).snapshot(key, &self.settings);
-        let ns = key.namespace.as_str();
+        let ns = &*key.namespace;
         let (live, deleting): (Vec<&Arc<Route>>, Vec<&Arc<Route>>) = snap
             .routes
             .iter()
@@ -216,7 +216,7 @@ impl Reconciler {
 
         // 4. Owned Services of this FQDN that are no longer desired.
         for (name, svc) in &snap.services {
-            let of_this_fqdn = svc.meta.fqdn() == Some(key.fqdn.as_str());
+            let of_this_fqdn = svc.meta.fqdn() == Some(&*key.fqdn);
             if !desired_services.contains(name)
                 && of_this_fqdn
                 && svc.meta.is_ours()
@@ -515,8 +515,8 @@ impl Reconciler {
             Err(source) => {
                 return Err(Error::Delete {
                     kind,
-                    namespace: ns,
-                    name,
+                    namespace: ns.to_string(),
+                    name: name.to_string(),
                     source: Box::new(source),
                 });
             }

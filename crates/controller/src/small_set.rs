@@ -13,6 +13,12 @@ impl Named for String {
     }
 }
 
+impl Named for std::sync::Arc<str> {
+    fn name(&self) -> &str {
+        self
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct SmallSet<T>(Vec<T>);
 

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::children::{CachedService, CachedVirtualService};
-use crate::index::{Index, cached_route};
+use crate::index::{Index, cached_route, obj_id};
 use crate::metrics::Metrics;
 use crate::packed::PackedRoute;
 use crate::queue::WorkQueue;
@@ -43,10 +43,6 @@ pub(crate) trait Watched: ResourceExt + Clone + Debug + Send + 'static {
     ) -> BTreeSet<FqdnKey>;
 }
 
-fn id<K: ResourceExt>(obj: &K) -> (String, String) {
-    (obj.namespace().unwrap_or_default(), obj.name_any())
-}
-
 impl Watched for Route {
     const KIND: &'static str = "Route";
     const IS_ROUTE: bool = true;
@@ -58,7 +54,7 @@ impl Watched for Route {
         index.apply_packed_route(obj)
     }
     fn delete(index: &mut Index, obj: &Self) -> BTreeSet<FqdnKey> {
-        index.delete_route(&id(obj))
+        index.delete_route(&obj_id(obj))
     }
     fn replace(
         index: &mut Index,
@@ -79,7 +75,7 @@ impl Watched for Service {
         index.apply_service(obj)
     }
     fn delete(index: &mut Index, obj: &Self) -> BTreeSet<FqdnKey> {
-        index.delete_service(&id(obj), obj.metadata.resource_version.as_ref())
+        index.delete_service(&obj_id(obj), obj.metadata.resource_version.as_ref())
     }
     fn replace(
         index: &mut Index,
@@ -100,7 +96,7 @@ impl Watched for DynamicObject {
         index.apply_virtual_service(obj)
     }
     fn delete(index: &mut Index, obj: &Self) -> BTreeSet<FqdnKey> {
-        index.delete_virtual_service(&id(obj), obj.metadata.resource_version.as_ref())
+        index.delete_virtual_service(&obj_id(obj), obj.metadata.resource_version.as_ref())
     }
     fn replace(
         index: &mut Index,

@@ -73,8 +73,8 @@ fn bench(c: &mut Criterion) {
 
     let claims = ClaimIndex::from_routes(&all);
     let key = FqdnKey {
-        namespace: "cf-workloads".to_owned(),
-        fqdn: "app-7.apps.example.com".to_owned(),
+        namespace: "cf-workloads".into(),
+        fqdn: "app-7.apps.example.com".into(),
     };
     let group: Vec<&Route> = all.iter().filter(|r| r.spec.host == "app-7").collect();
     c.bench_function(

@@ -15,10 +15,10 @@ use crate::FqdnKey;
 /// timestamped route, then by namespace and name.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ClaimOrder {
-    /// RFC 3339 creationTimestamp; RFC 3339 UTC strings of one format order like their times.
-    pub created: Option<String>,
-    pub namespace: String,
-    pub name: String,
+    /// creationTimestamp as (seconds, nanoseconds) since the Unix epoch.
+    pub created: Option<(i64, i32)>,
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
 }
 
 /// Cross-FQDN facts the translation of one FQDN needs.
@@ -39,21 +39,16 @@ pub fn route_name(route: &Route) -> &str {
     route.metadata.name.as_deref().unwrap_or("")
 }
 
-/// The claim order of a Route. The timestamp is written as `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` (fixed
-/// width, always UTC) so that comparing the strings compares the times.
+/// The claim order of a Route.
 pub fn claim_order(route: &Route) -> ClaimOrder {
-    let created = route.metadata.creation_timestamp.as_ref().map(|t| {
-        let ts = t.0;
-        format!(
-            "{}.{:09}Z",
-            ts.strftime("%Y-%m-%dT%H:%M:%S"),
-            ts.subsec_nanosecond().max(0)
-        )
-    });
     ClaimOrder {
-        created,
-        namespace: route_namespace(route).to_owned(),
-        name: route_name(route).to_owned(),
+        created: route
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| (t.0.as_second(), t.0.subsec_nanosecond())),
+        namespace: route_namespace(route).into(),
+        name: route_name(route).into(),
     }
 }
 
@@ -95,11 +90,11 @@ impl Claimants {
 #[derive(Clone, Debug)]
 struct RouteClaims {
     order: Arc<ClaimOrder>,
-    fqdn: String,
+    fqdn: Arc<str>,
     /// Destination guids (deduplicated); empty when the route is invalid on its own.
-    guids: Vec<String>,
-    /// The route's external FQDN claim; `None` for internal or invalid routes.
-    external: Option<String>,
+    guids: Box<[Arc<str>]>,
+    /// Whether the route claims its FQDN as an external one (not for internal or invalid routes).
+    external: bool,
 }
 
 /// An in-memory, incrementally updatable [`Claims`] implementation over a set of Routes.
@@ -108,13 +103,17 @@ struct RouteClaims {
 /// calls [`ClaimIndex::insert`] / [`ClaimIndex::remove`] on every watch event. Both return the
 /// (namespace, FQDN) keys whose translation may have changed because a claim they compete for changed
 /// hands — requeue those.
+///
+/// Maps are keyed by namespace first, so that one shared copy of a namespace serves all its routes,
+/// and a route's name, FQDN and guids are each kept once, shared by the maps that name them.
 #[derive(Clone, Debug, Default)]
 pub struct ClaimIndex {
-    routes: HashMap<(String, String), RouteClaims>,
-    /// (namespace, guid) -> claimants, oldest first.
-    destinations: HashMap<(String, String), Claimants>,
+    /// namespace -> route name -> claims.
+    routes: HashMap<Arc<str>, HashMap<Arc<str>, RouteClaims>>,
+    /// namespace -> destination guid -> claimants, oldest first.
+    destinations: HashMap<Arc<str>, HashMap<Arc<str>, Claimants>>,
     /// external FQDN -> claimants, oldest first.
-    external: HashMap<String, Claimants>,
+    external: HashMap<Arc<str>, Claimants>,
 }
 
 impl ClaimIndex {
@@ -133,7 +132,7 @@ impl ClaimIndex {
 
     /// Number of routes known to the index.
     pub fn len(&self) -> usize {
-        self.routes.len()
+        self.routes.values().map(HashMap::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -145,79 +144,99 @@ impl ClaimIndex {
     /// and new key.
     pub fn insert(&mut self, route: &Route) -> Vec<FqdnKey> {
         let (old, new) = self.put(route);
-        self.affected(route_namespace(route), old.as_ref(), Some(&new))
+        self.affected(&new.order.namespace, old.as_ref(), Some(&new))
+    }
+
+    /// The shared copy of `namespace`.
+    fn namespace(&self, namespace: &str) -> Arc<str> {
+        match self.routes.get_key_value(namespace) {
+            Some((shared, _)) => shared.clone(),
+            None => namespace.into(),
+        }
     }
 
     /// Adds or replaces a route; returns its old and new claims.
     fn put(&mut self, route: &Route) -> (Option<RouteClaims>, RouteClaims) {
-        let namespace = route_namespace(route).to_owned();
-        let name = route_name(route).to_owned();
-        let old = self.take(&namespace, &name);
+        let namespace = self.namespace(route_namespace(route));
+        let old = self.take(&namespace, route_name(route));
 
         let valid = crate::validate_route(route).is_ok();
-        let mut guids: Vec<String> = if valid {
+        let mut guids: Vec<&str> = if valid {
             route
                 .spec
                 .destinations
                 .iter()
-                .map(|d| d.guid.clone())
+                .map(|d| d.guid.as_str())
                 .collect()
         } else {
             Vec::new()
         };
-        guids.sort();
+        guids.sort_unstable();
         guids.dedup();
-        let fqdn = route.spec.fqdn();
+        let mut order = claim_order(route);
+        order.namespace = namespace.clone();
         let claims = RouteClaims {
-            order: Arc::new(claim_order(route)),
-            external: (valid && !route.spec.domain.internal).then(|| fqdn.clone()),
-            fqdn,
-            guids,
+            order: Arc::new(order),
+            fqdn: route.spec.fqdn().into(),
+            guids: guids.into_iter().map(Arc::from).collect(),
+            external: valid && !route.spec.domain.internal,
         };
-        for guid in &claims.guids {
-            self.destinations
-                .entry((namespace.clone(), guid.clone()))
-                .or_default()
-                .insert(claims.order.clone());
+        if !claims.guids.is_empty() {
+            let destinations = self.destinations.entry(namespace.clone()).or_default();
+            for guid in &claims.guids {
+                destinations
+                    .entry(guid.clone())
+                    .or_default()
+                    .insert(claims.order.clone());
+            }
         }
-        if let Some(fqdn) = &claims.external {
+        if claims.external {
             self.external
-                .entry(fqdn.clone())
+                .entry(claims.fqdn.clone())
                 .or_default()
                 .insert(claims.order.clone());
         }
-        self.routes.insert((namespace, name), claims.clone());
+        self.routes
+            .entry(namespace)
+            .or_default()
+            .insert(claims.order.name.clone(), claims.clone());
         (old, claims)
     }
 
     /// Removes a route. Returns the keys affected, as [`ClaimIndex::insert`] does.
     pub fn remove(&mut self, namespace: &str, name: &str) -> Vec<FqdnKey> {
         match self.take(namespace, name) {
-            Some(old) => self.affected(namespace, Some(&old), None),
+            Some(old) => self.affected(&old.order.namespace, Some(&old), None),
             None => Vec::new(),
         }
     }
 
     /// Removes a route's claims and returns them.
     fn take(&mut self, namespace: &str, name: &str) -> Option<RouteClaims> {
-        let old = self
-            .routes
-            .remove(&(namespace.to_owned(), name.to_owned()))?;
-        for guid in &old.guids {
-            let key = (namespace.to_owned(), guid.clone());
-            if let Some(set) = self.destinations.get_mut(&key) {
-                set.remove(&old.order);
-                if set.is_empty() {
-                    self.destinations.remove(&key);
+        let routes = self.routes.get_mut(namespace)?;
+        let old = routes.remove(name)?;
+        if routes.is_empty() {
+            self.routes.remove(namespace);
+        }
+        if let Some(destinations) = self.destinations.get_mut(namespace) {
+            for guid in &old.guids {
+                if let Some(set) = destinations.get_mut(guid) {
+                    set.remove(&old.order);
+                    if set.is_empty() {
+                        destinations.remove(guid);
+                    }
                 }
             }
+            if destinations.is_empty() {
+                self.destinations.remove(namespace);
+            }
         }
-        if let Some(fqdn) = &old.external
-            && let Some(set) = self.external.get_mut(fqdn)
+        if old.external
+            && let Some(set) = self.external.get_mut(&old.fqdn)
         {
             set.remove(&old.order);
             if set.is_empty() {
-                self.external.remove(fqdn);
+                self.external.remove(&old.fqdn);
             }
         }
         Some(old)
@@ -225,23 +244,24 @@ impl ClaimIndex {
 
     fn affected(
         &self,
-        namespace: &str,
+        namespace: &Arc<str>,
         old: Option<&RouteClaims>,
         new: Option<&RouteClaims>,
     ) -> Vec<FqdnKey> {
         let mut keys = BTreeSet::new();
+        let destinations = self.destinations.get(namespace);
         for claims in old.iter().chain(new.iter()) {
             keys.insert(FqdnKey {
-                namespace: namespace.to_owned(),
+                namespace: namespace.clone(),
                 fqdn: claims.fqdn.clone(),
             });
             for guid in &claims.guids {
-                if let Some(set) = self.destinations.get(&(namespace.to_owned(), guid.clone())) {
+                if let Some(set) = destinations.and_then(|d| d.get(guid)) {
                     keys.extend(set.iter().filter_map(|o| self.key_of(o)));
                 }
             }
-            if let Some(fqdn) = &claims.external
-                && let Some(set) = self.external.get(fqdn)
+            if claims.external
+                && let Some(set) = self.external.get(&claims.fqdn)
             {
                 keys.extend(set.iter().filter_map(|o| self.key_of(o)));
             }
@@ -250,27 +270,27 @@ impl ClaimIndex {
     }
 
     fn key_of(&self, order: &ClaimOrder) -> Option<FqdnKey> {
-        self.routes
-            .get(&(order.namespace.clone(), order.name.clone()))
-            .map(|c| FqdnKey {
-                namespace: order.namespace.clone(),
-                fqdn: c.fqdn.clone(),
-            })
+        let claims = self.routes.get(&order.namespace)?.get(&order.name)?;
+        Some(FqdnKey {
+            namespace: order.namespace.clone(),
+            fqdn: claims.fqdn.clone(),
+        })
     }
 }
 
 impl Claims for ClaimIndex {
     fn destination_holder(&self, namespace: &str, guid: &str) -> Option<&str> {
         self.destinations
-            .get(&(namespace.to_owned(), guid.to_owned()))
-            .and_then(|set| set.first())
-            .map(|o| o.name.as_str())
+            .get(namespace)?
+            .get(guid)?
+            .first()
+            .map(|o| &*o.name)
     }
 
     fn external_fqdn_holder(&self, fqdn: &str) -> Option<&str> {
         self.external
             .get(fqdn)
             .and_then(|set| set.first())
-            .map(|o| o.namespace.as_str())
+            .map(|o| &*o.namespace)
     }
 }

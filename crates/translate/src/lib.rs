@@ -12,6 +12,7 @@ mod objects;
 mod validate;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use cfnet_api::{Route, VirtualService};
 use k8s_openapi::api::core::v1::Service;
@@ -29,10 +30,11 @@ pub struct Settings {
 }
 
 /// The work item of the controller and the grouping of the translation: one VirtualService per key.
+/// Shared strings: the controller keeps a key in several maps, and clones share one copy.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct FqdnKey {
-    pub namespace: String,
-    pub fqdn: String,
+    pub namespace: Arc<str>,
+    pub fqdn: Arc<str>,
 }
 
 /// Why a route cannot be programmed.
@@ -130,17 +132,17 @@ fn translate_group(
 
     let self_checks: HashMap<&str, Result<(), String>> = by_age
         .iter()
-        .map(|(o, r)| (o.name.as_str(), validate_route(r)))
+        .map(|(o, r)| (&*o.name, validate_route(r)))
         .collect();
     let kind_decider = by_age
         .iter()
-        .find(|(o, _)| self_checks.get(o.name.as_str()).is_some_and(Result::is_ok))
+        .find(|(o, _)| self_checks.get(&*o.name).is_some_and(Result::is_ok))
         .map(|(o, r)| (o.name.clone(), r.spec.domain.internal));
 
     let mut problems: BTreeMap<String, (Reason, String)> = BTreeMap::new();
     let mut served_urls: HashMap<&str, &str> = HashMap::new();
     for (order, route) in &by_age {
-        let name = order.name.as_str();
+        let name = &*order.name;
         let problem = check_in_context(
             key,
             route,
@@ -187,7 +189,7 @@ fn translate_group(
     out.problems = problems
         .into_iter()
         .map(|(route, (reason, message))| Problem {
-            namespace: key.namespace.clone(),
+            namespace: key.namespace.to_string(),
             route,
             reason,
             message,
@@ -200,7 +202,7 @@ fn check_in_context<'a>(
     key: &FqdnKey,
     route: &'a Route,
     self_check: Option<&Result<(), String>>,
-    kind_decider: Option<&(String, bool)>,
+    kind_decider: Option<&(Arc<str>, bool)>,
     claims: &dyn Claims,
     served_urls: &mut HashMap<&'a str, &'a str>,
 ) -> Option<(Reason, String)> {
@@ -229,7 +231,7 @@ fn check_in_context<'a>(
     }
     if !internal
         && let Some(holder) = claims.external_fqdn_holder(&key.fqdn)
-        && holder != key.namespace
+        && holder != &*key.namespace
     {
         return Some((
             Reason::Conflict,
@@ -291,8 +293,8 @@ pub fn translate(routes: &[Route], settings: &Settings) -> Translation {
     for r in &routes {
         groups
             .entry(FqdnKey {
-                namespace: route_namespace(r).to_owned(),
-                fqdn: r.spec.fqdn(),
+                namespace: route_namespace(r).into(),
+                fqdn: r.spec.fqdn().into(),
             })
             .or_default()
             .push(r);
@@ -304,7 +306,7 @@ pub fn translate(routes: &[Route], settings: &Settings) -> Translation {
     for (key, group) in &groups {
         let t = translate_group(key, group, &claims, settings, false);
         for name in t.programmed {
-            programmed.insert((key.namespace.clone(), name));
+            programmed.insert((key.namespace.to_string(), name));
         }
         if let Some(vs) = t.virtual_service {
             virtual_services.push((key.fqdn.clone(), key.namespace.clone(), vs));

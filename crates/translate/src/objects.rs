@@ -143,21 +143,21 @@ pub(crate) fn virtual_service(
     let mut vs = VirtualService::new(
         &virtual_service_name(&key.fqdn),
         VirtualServiceSpec {
-            hosts: vec![key.fqdn.clone()],
+            hosts: vec![key.fqdn.to_string()],
             gateways: vec![gateway],
             http,
         },
     );
     vs.metadata = ObjectMeta {
         name: Some(virtual_service_name(&key.fqdn)),
-        namespace: Some(key.namespace.clone()),
+        namespace: Some(key.namespace.to_string()),
         labels: Some(BTreeMap::from([(
             MANAGED_BY_LABEL.to_owned(),
             MANAGED_BY_VALUE.to_owned(),
         )])),
         annotations: Some(BTreeMap::from([(
             FQDN_ANNOTATION.to_owned(),
-            key.fqdn.clone(),
+            key.fqdn.to_string(),
         )])),
         owner_references: Some(all.iter().map(|r| owner_reference(r)).collect()),
         ..ObjectMeta::default()

@@ -241,8 +241,8 @@ fn every_route_of_an_fqdn_invalid_means_no_virtual_service() {
     let mut b = ok_route("b", "/b", "d2");
     b.spec.destinations[0].port = 0;
     let key = FqdnKey {
-        namespace: NS.to_owned(),
-        fqdn: "app.apps.example.com".to_owned(),
+        namespace: NS.into(),
+        fqdn: "app.apps.example.com".into(),
     };
     let claims = ClaimIndex::from_routes([&a, &b]);
     let t = translate_fqdn(&key, &[&a, &b], &claims, &settings());
@@ -278,7 +278,7 @@ fn claim_index_is_incremental() {
     assert_eq!(index.destination_holder(NS, "shared"), Some("newer"));
     let affected = index.insert(&older);
     assert_eq!(index.destination_holder(NS, "shared"), Some("older"));
-    let fqdns: Vec<&str> = affected.iter().map(|k| k.fqdn.as_str()).collect();
+    let fqdns: Vec<&str> = affected.iter().map(|k| &*k.fqdn).collect();
     assert_eq!(fqdns, ["app.apps.example.com", "other.apps.example.com"]);
     assert_eq!(index.external_fqdn_holder("app.apps.example.com"), Some(NS));
 

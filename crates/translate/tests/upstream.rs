@@ -684,8 +684,8 @@ fn v14_desired_virtual_service_carries_exactly_the_copied_fields() {
     );
     r.metadata.uid = Some("ham-ding-er".to_owned());
     let key = FqdnKey {
-        namespace: NS.to_owned(),
-        fqdn: "test0.domain0.example.com".to_owned(),
+        namespace: NS.into(),
+        fqdn: "test0.domain0.example.com".into(),
     };
     let claims = ClaimIndex::from_routes([&r]);
     let t = translate_fqdn(&key, &[&r], &claims, &settings());
