@@ -538,6 +538,9 @@ impl Index {
 }
 
 #[cfg(test)]
+mod memory;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::Service;
