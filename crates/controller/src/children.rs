@@ -70,20 +70,22 @@ pub struct ChildMeta {
     pub name: Arc<str>,
     pub uid: Option<String>,
     pub resource_version: Option<String>,
-    owners: Box<[Box<str>]>,
+    /// Shared with the index's ids of those Routes where it has them.
+    pub(crate) owners: Box<[Arc<str>]>,
     /// The kind's FQDN annotation (`cloudfoundry.org/route-fqdn` on a Service, `cloudfoundry.org/fqdn`
     /// on a VirtualService).
-    fqdn: Option<Box<str>>,
+    /// Shared with the index's key of that FQDN where it has one.
+    pub(crate) fqdn: Option<Arc<str>>,
 }
 
 impl ChildMeta {
     fn new(meta: ObjectMeta, fqdn_annotation: &str) -> Self {
-        let owners = owner_route_names(&meta).map(Box::from).collect();
+        let owners = owner_route_names(&meta).map(Arc::from).collect();
         let fqdn = meta
             .annotations
             .as_ref()
             .and_then(|a| a.get(fqdn_annotation))
-            .map(|v| Box::from(v.as_str()));
+            .map(|v| Arc::from(v.as_str()));
         ChildMeta {
             namespace: meta.namespace.unwrap_or_default().into(),
             name: meta.name.unwrap_or_default().into(),

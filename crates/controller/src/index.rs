@@ -145,7 +145,7 @@ fn vs_id_of_name(namespace: &Arc<str>, name: &str) -> Option<VsId> {
 fn fqdn_key(meta: &ChildMeta) -> Option<FqdnKey> {
     Some(FqdnKey {
         namespace: meta.namespace.clone(),
-        fqdn: meta.fqdn()?.into(),
+        fqdn: meta.fqdn.clone()?,
     })
 }
 
@@ -229,9 +229,18 @@ impl Index {
         key
     }
 
-    /// A child's metadata with the shared copy of its namespace.
-    fn share_namespace(&mut self, meta: &mut ChildMeta) {
+    /// Replaces a child's namespace, FQDN and owner names with the copies the index already keeps.
+    fn share_strings(&mut self, meta: &mut ChildMeta) {
         meta.namespace = self.namespace(&meta.namespace);
+        if let Some(key) = fqdn_key(meta) {
+            meta.fqdn = Some(self.shared_key(key).fqdn);
+        }
+        for owner in meta.owners.iter_mut() {
+            let id = (meta.namespace.clone(), owner.clone());
+            if let Some(((_, name), _)) = self.route_keys.get_key_value(&id) {
+                *owner = name.clone();
+            }
+        }
     }
 
     // ---- Routes -------------------------------------------------------------------------------
@@ -348,7 +357,7 @@ impl Index {
     }
 
     pub fn apply_service(&mut self, mut svc: CachedService) -> BTreeSet<FqdnKey> {
-        self.share_namespace(&mut svc.meta);
+        self.share_strings(&mut svc.meta);
         let id = svc.meta.id();
         let mut affected = BTreeSet::new();
         let cached = self.services.get(&id).map(|old| &old.meta);
@@ -427,7 +436,7 @@ impl Index {
     }
 
     pub fn apply_virtual_service(&mut self, mut vs: CachedVirtualService) -> BTreeSet<FqdnKey> {
-        self.share_namespace(&mut vs.meta);
+        self.share_strings(&mut vs.meta);
         let id = vs.meta.id();
         let mut affected = BTreeSet::new();
         let cached = self.virtual_services.get(&id).map(|old| &old.meta);
@@ -768,6 +777,8 @@ mod tests {
             assert!(Arc::ptr_eq(&key.fqdn, fqdn));
         }
         assert!(Arc::ptr_eq(&svc_id.1, &svc.meta.name));
+        assert!(Arc::ptr_eq(svc.meta.fqdn.as_ref().unwrap(), &key.fqdn));
+        assert!(Arc::ptr_eq(&svc.meta.owners[0], &id.1));
         assert!(Arc::ptr_eq(&svc_id.1, names.iter().next().unwrap()));
     }
 
