@@ -73,8 +73,7 @@ pub struct ChildMeta {
     /// Shared with the index's ids of those Routes where it has them.
     pub(crate) owners: Box<[Arc<str>]>,
     /// The kind's FQDN annotation (`cloudfoundry.org/route-fqdn` on a Service, `cloudfoundry.org/fqdn`
-    /// on a VirtualService).
-    /// Shared with the index's key of that FQDN where it has one.
+    /// on a VirtualService), shared with the index's key of that FQDN where it has one.
     pub(crate) fqdn: Option<Arc<str>>,
 }
 

@@ -106,13 +106,6 @@ impl Claims for Index {
     }
 }
 
-fn route_key(route: &Route) -> FqdnKey {
-    FqdnKey {
-        namespace: route.namespace().unwrap_or_default().into(),
-        fqdn: route.spec.fqdn().into(),
-    }
-}
-
 /// Does a change from `old` to `new` matter to the translation or the finalizer flow? Status-only and
 /// finalizer-only updates (our own patches among them) do not enqueue the key again.
 fn route_changed(old: &Route, new: &Route) -> bool {
@@ -257,22 +250,22 @@ impl Index {
         let route = packed.unpack();
         let namespace = self.namespace(route.metadata.namespace.as_deref().unwrap_or_default());
         let id = (namespace, packed.shared_name());
+        let key = FqdnKey {
+            namespace: id.0.clone(),
+            fqdn: route.spec.fqdn().into(),
+        };
         let mut affected = BTreeSet::new();
         if let Some(old) = self.route(&id)
             && !route_changed(&old, &route)
         {
             // Keep the newest object (status, finalizers) without re-enqueueing.
-            let key = route_key(&route);
             if let Some(group) = self.routes.get_mut(&key) {
                 group.insert(packed);
             }
             return affected;
         }
         self.remove_route(&id, &mut affected);
-        let key = self.shared_key(FqdnKey {
-            namespace: id.0.clone(),
-            fqdn: route.spec.fqdn().into(),
-        });
+        let key = self.shared_key(key);
         self.claim(&route, &mut affected);
         let group = self.routes.entry(key.clone()).or_default();
         if group.is_empty() {
@@ -349,8 +342,8 @@ impl Index {
 
     fn service_keys(&self, svc: &ChildMeta, out: &mut BTreeSet<FqdnKey>) {
         out.extend(fqdn_key(svc));
-        for owner in svc.owner_route_names() {
-            if let Some(k) = self.route_keys.get(&(svc.namespace.clone(), owner.into())) {
+        for owner in &svc.owners {
+            if let Some(k) = self.route_keys.get(&(svc.namespace.clone(), owner.clone())) {
                 out.insert(k.clone());
             }
         }
@@ -367,8 +360,8 @@ impl Index {
         self.gone_services.lift(&id);
         self.remove_service(&id, &mut affected);
         self.service_keys(&svc.meta, &mut affected);
+        // `share_strings` made the key the index's copy already.
         if let Some(k) = fqdn_key(&svc.meta) {
-            let k = self.shared_key(k);
             self.services_by_key
                 .entry(k)
                 .or_default()

@@ -7,12 +7,6 @@ pub(crate) trait Named {
     fn name(&self) -> &str;
 }
 
-impl Named for String {
-    fn name(&self) -> &str {
-        self
-    }
-}
-
 impl Named for std::sync::Arc<str> {
     fn name(&self) -> &str {
         self
@@ -85,14 +79,17 @@ mod tests {
     fn sorted_by_name_with_replace_and_remove() {
         let mut set = SmallSet::default();
         for n in ["b", "c", "a", "b"] {
-            set.insert(n.to_string());
+            set.insert(std::sync::Arc::<str>::from(n));
         }
-        assert_eq!(set.iter().collect::<Vec<_>>(), ["a", "b", "c"]);
-        assert_eq!(set.get("b").map(String::as_str), Some("b"));
+        let names = |set: &SmallSet<std::sync::Arc<str>>| {
+            set.iter().map(|n| n.to_string()).collect::<Vec<_>>()
+        };
+        assert_eq!(names(&set), ["a", "b", "c"]);
+        assert_eq!(set.get("b").map(|n| &**n), Some("b"));
         assert_eq!(set.remove("b").as_deref(), Some("b"));
         assert_eq!(set.remove("b"), None);
         assert_eq!(set.get("b"), None);
-        assert_eq!(set.iter().collect::<Vec<_>>(), ["a", "c"]);
+        assert_eq!(names(&set), ["a", "c"]);
         set.remove("a");
         set.remove("c");
         assert!(set.is_empty());

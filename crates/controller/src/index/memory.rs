@@ -140,20 +140,21 @@ fn the_index_holds_about_two_kilobytes_per_route() {
         );
         last = now;
     };
-    drop(std::mem::take(&mut index.claims));
-    took("claims");
-    drop(std::mem::take(&mut index.vs_names));
-    took("vs_names");
-    drop(std::mem::take(&mut index.route_keys));
-    took("route_keys");
-    drop(std::mem::take(&mut index.services_by_key));
-    took("services_by_key");
-    drop(std::mem::take(&mut index.services));
-    took("services");
-    drop(std::mem::take(&mut index.virtual_services));
-    took("virtual_services");
-    drop(std::mem::take(&mut index.routes));
-    took("routes");
+    macro_rules! drop_maps {
+        ($($map:ident),*) => {$(
+            drop(std::mem::take(&mut index.$map));
+            took(stringify!($map));
+        )*};
+    }
+    drop_maps!(
+        claims,
+        vs_names,
+        route_keys,
+        services_by_key,
+        services,
+        virtual_services,
+        routes
+    );
 
     // Measured 2026-11-26: 2,290 B in 22 allocations per route. Before the compressed Routes
     // (80c5cbe) and the shared strings (f9e5be6, e96121f, c695718) the same Routes took 4,310 B
