@@ -6,7 +6,8 @@
 
 use std::time::Duration;
 
-use cfnet_api::{FINALIZER, READY, Route};
+// The controller's own field manager, so the API server's managed-fields bookkeeping is the same.
+use cfnet_api::{FIELD_MANAGER, FINALIZER, READY, Reason, Route};
 use cfnet_translate::Settings;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Service;
@@ -17,10 +18,6 @@ use tokio::time::Instant;
 use crate::error::BenchError;
 use crate::observe::virtual_service_resource;
 use crate::routes;
-
-/// Field manager of the baseline's applies (the controller's own, so the API server's managed-fields
-/// bookkeeping is the same).
-const FIELD_MANAGER: &str = "cfnet-routecontroller";
 
 /// What the bare client did.
 #[derive(Clone, Copy, Debug)]
@@ -145,7 +142,7 @@ pub async fn run(
                 let status = serde_json::json!({"status": {"conditions": [{
                     "type": READY,
                     "status": "True",
-                    "reason": "Programmed",
+                    "reason": Reason::Programmed.as_str(),
                     "message": format!("programmed into VirtualService {vs_name}"),
                     "lastTransitionTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                     "observedGeneration": w.generation,

@@ -101,3 +101,17 @@ impl RouteSpec {
         self.path.as_deref().unwrap_or("")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use kube::Resource;
+
+    use super::Route;
+
+    /// The constants name what the derive generates.
+    #[test]
+    fn group_and_api_version_constants_match_the_type() {
+        assert_eq!(Route::group(&()), crate::ROUTE_GROUP);
+        assert_eq!(Route::api_version(&()), crate::ROUTE_API_VERSION);
+    }
+}

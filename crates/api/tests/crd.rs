@@ -1,5 +1,6 @@
 //! The committed CRD (deploy/crds/networking.cloudfoundry.org_routes.yaml) must be what the types generate,
 //! and must be a structural schema the API server accepts with the validation we promise.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails where its setup does
 
 use std::path::PathBuf;
 

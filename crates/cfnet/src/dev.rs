@@ -10,7 +10,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use cfnet_testenv::{ControlPlane, Options};
-use tokio::signal::unix::{SignalKind, signal};
+
+use crate::process::{self, LogFormat, Signals};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -55,15 +56,12 @@ fn install() -> ExitCode {
 }
 
 fn up(args: UpArgs) -> ExitCode {
-    crate::command::init_quiet_logging();
-    crate::command::block_on("dev up", up_async(args))
+    process::init_logging(LogFormat::Text, process::QUIET);
+    process::run_async("dev up", up_async(args))
 }
 
 async fn up_async(args: UpArgs) -> Result<(), String> {
-    let mut sigint =
-        signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
-    let mut sigterm =
-        signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
+    let mut signals = Signals::install()?;
     // The contract: a missing binary is an error naming `cfnet dev install`, not a surprise build.
     let options = Options {
         state_dir: Some(args.state_dir.clone()),
@@ -77,8 +75,11 @@ async fn up_async(args: UpArgs) -> Result<(), String> {
     // A signal during start-up drops the half-started control plane, which stops its servers.
     let mut cp = tokio::select! {
         started = ControlPlane::start_with(options) => started.map_err(|e| e.to_string())?,
-        _ = sigint.recv() => { eprintln!("cfnet dev up: interrupted during start-up; stopped"); return Ok(()) }
-        _ = sigterm.recv() => { eprintln!("cfnet dev up: terminated during start-up; stopped"); return Ok(()) }
+        name = signals.recv() => {
+            let what = if name == "SIGINT" { "interrupted" } else { "terminated" };
+            eprintln!("cfnet dev up: {what} during start-up; stopped");
+            return Ok(());
+        }
     };
     let kubeconfig = cp.kubeconfig_path().display().to_string();
     println!(
@@ -95,8 +96,7 @@ async fn up_async(args: UpArgs) -> Result<(), String> {
     let mut health = tokio::time::interval(Duration::from_millis(500));
     let outcome = loop {
         tokio::select! {
-            _ = sigint.recv() => break Ok("SIGINT"),
-            _ = sigterm.recv() => break Ok("SIGTERM"),
+            name = signals.recv() => break Ok(name),
             _ = health.tick() => {
                 if let Err(e) = cp.check_running() {
                     break Err(e.to_string());

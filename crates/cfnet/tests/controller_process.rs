@@ -8,6 +8,7 @@
 //! test closes and reopens on the same port (the local API server picks new ports on every start, and a
 //! restarted one would have a new CA and token).
 //! Fails (never skips) when etcd/kube-apiserver cannot be installed or started.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails where its setup does
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -16,12 +17,12 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cfnet_api::{ConditionStatus, READY, Route};
+use cfnet_api::{ConditionStatus, READY, Route, fixtures};
 use cfnet_testenv::ControlPlane;
 use k8s_openapi::api::core::v1::Service;
 use kube::Client;
 use kube::api::{Api, PostParams};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -128,7 +129,10 @@ impl ControllerProcess {
     /// Sends SIGTERM and returns the exit status and how long the exit took (at most `limit`).
     async fn terminate(&mut self, limit: Duration) -> (ExitStatus, Duration) {
         // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM)
+        };
         let sent = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -152,26 +156,14 @@ impl Drop for ControllerProcess {
 }
 
 fn route(namespace: &str, name: &str, host: &str, destination: &str) -> Route {
-    serde_json::from_value(json!({
-        "apiVersion": "networking.cloudfoundry.org/v1alpha1",
-        "kind": "Route",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "host": host,
-            "url": format!("{host}.apps.example.com"),
-            "domain": {"name": "apps.example.com", "internal": false},
-            "destinations": [{
-                "guid": destination,
-                "port": 8080,
-                "app": {"guid": format!("app-{destination}"), "process": {"type": "web"}},
-                "selector": {"matchLabels": {
-                    "cloudfoundry.org/app_guid": format!("app-{destination}"),
-                    "cloudfoundry.org/process_type": "web"
-                }}
-            }]
-        }
-    }))
-    .unwrap()
+    fixtures::route(name)
+        .namespace(namespace)
+        .host(host)
+        .destination(fixtures::destination(
+            destination,
+            &format!("app-{destination}"),
+        ))
+        .build()
 }
 
 async fn create_route(client: &Client, namespace: &str, name: &str, destination: &str) {

@@ -3,6 +3,7 @@
 //! Services and VirtualServices listed are exactly those `cfnet render` derives from the same files, and
 //! nothing is left running afterwards — with `--exit-when-ready` and on Ctrl-C (SIGINT).
 //! Fails (never skips) when etcd/kube-apiserver cannot be installed or started.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails where its setup does
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
@@ -328,7 +329,10 @@ fn demo_runs_until_sigint_then_stops_everything() {
     );
 
     // SAFETY: signalling our own child.
-    unsafe { libc::kill(demo.0.id() as libc::pid_t, libc::SIGINT) };
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(demo.0.id() as libc::pid_t, libc::SIGINT)
+    };
     let signalled = Instant::now();
     let status = loop {
         if let Some(status) = demo.0.try_wait().unwrap() {

@@ -2,6 +2,7 @@
 //! DIR/kubeconfig appears once the API server is ready with the CRDs installed; SIGTERM/SIGINT stop
 //! everything cleanly; a missing binary names `cfnet dev install`.
 //! Fails (never skips) when etcd/kube-apiserver are missing: install them with `cfnet dev install`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails where its setup does
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -101,7 +102,10 @@ fn run_until_ready_then_signal(signal: libc::c_int) {
     });
 
     // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.0.id() as libc::pid_t, signal) };
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(child.0.id() as libc::pid_t, signal)
+    };
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(status) = child.0.try_wait().unwrap() {

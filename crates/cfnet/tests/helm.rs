@@ -4,6 +4,7 @@
 //!
 //! helm comes from scripts/install-helm.sh (built from the Go module proxy into the cfnet cache when missing);
 //! the tests fail, never skip, when it cannot be had.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails where its setup does
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,6 +1,7 @@
 //! `cfnet render` against a real kube-apiserver (crates/testenv): the examples are accepted as Routes by the
 //! committed CRD, the CRD rejects what it promises to reject, and every rendered Service and VirtualService
 //! is accepted by server-side apply (the controller's write path), ownerReferences and all.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails where its setup does
 
 use std::io::Write;
 use std::process::{Command, Stdio};

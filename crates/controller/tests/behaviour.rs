@@ -1,5 +1,6 @@
 //! What cfnet does beyond upstream: drift repair by watch, isolation of an invalid route, foreign
 //! objects left alone, convergence after downtime, zero writes at steady state.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails where its setup does
 
 mod common;
 
@@ -495,12 +496,14 @@ async fn steady_state_with_1000_routes_makes_no_write_even_at_resync() {
         }
     })
     .await;
-    let reconciles_before =
-        cfnet_controller::sum_samples(&c.metrics.encode(), "controller_runtime_reconcile_total");
+    let reconciles_before = cfnet_controller::sum_samples(
+        &c.metrics.encode(),
+        cfnet_controller::names::RECONCILE_TOTAL,
+    );
     tokio::time::sleep(Duration::from_secs(45)).await;
     let text = c.metrics.encode();
     let reconciles_after =
-        cfnet_controller::sum_samples(&text, "controller_runtime_reconcile_total");
+        cfnet_controller::sum_samples(&text, cfnet_controller::names::RECONCILE_TOTAL);
     assert!(
         reconciles_after - reconciles_before >= 1000.0,
         "a resync reconciled every key: {reconciles_before} -> {reconciles_after}"

@@ -1,4 +1,5 @@
 //! High availability (two controllers, leader election) and RBAC (the controller under the chart's rules).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails where its setup does
 
 mod common;
 
@@ -206,7 +207,7 @@ async fn controller_runs_under_the_charts_rbac() {
     assert!(!service_exists(&admin, &ns, "s-d1").await);
     let text = c.metrics.encode();
     assert_eq!(
-        cfnet_controller::sum_samples(&text, "controller_runtime_reconcile_errors_total"),
+        cfnet_controller::sum_samples(&text, cfnet_controller::names::RECONCILE_ERRORS_TOTAL),
         0.0,
         "no forbidden error:\n{text}"
     );

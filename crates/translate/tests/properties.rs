@@ -1,5 +1,6 @@
 //! Properties of the translation (issue 2 §7), over generated Route sets with many collisions (shared
 //! FQDNs, shared destination guids, mixed internal flags, invalid weights and names).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails where its setup does
 
 mod common;
 
@@ -7,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use cfnet_api::{
     AppProcess, DestinationApp, DestinationSelector, Route, RouteDestination, RouteDomain,
-    RouteSpec,
+    RouteSpec, fixtures,
 };
 use cfnet_translate::{
     Translation, route_name, route_namespace, service_name, translate, validate_route,
@@ -68,26 +69,18 @@ fn arb_routes() -> impl Strategy<Value = Vec<Route>> {
                     if drop_weights {
                         dests.iter_mut().for_each(|d| d.weight = None);
                     }
-                    let fqdn = if host.is_empty() {
-                        domain.to_owned()
-                    } else {
-                        format!("{host}.{domain}")
-                    };
-                    let mut r = Route::new(
-                        &format!("route-{i}"),
-                        RouteSpec {
-                            host: host.to_owned(),
-                            path: (!path.is_empty()).then(|| path.to_owned()),
-                            url: format!("{fqdn}{path}"),
-                            domain: RouteDomain {
-                                name: domain.to_owned(),
-                                internal,
-                            },
-                            destinations: dests,
-                        },
-                    );
-                    r.metadata.namespace = Some(ns.to_owned());
-                    r.metadata.uid = Some(format!("uid-{i}"));
+                    let r = dests
+                        .into_iter()
+                        .fold(
+                            fixtures::route(&format!("route-{i}"))
+                                .namespace(ns)
+                                .host(host)
+                                .domain(domain, internal)
+                                .path(path)
+                                .uid(&format!("uid-{i}")),
+                            fixtures::RouteBuilder::destination,
+                        )
+                        .build();
                     match day {
                         Some(d) => created(r, &format!("2024-01-0{}T00:00:00Z", d + 1)),
                         None => r,
