@@ -29,15 +29,13 @@ pub(crate) struct Mark {
     pub driver_cpu: f64,
 }
 
-/// Phase `name` between `start` and `end`: `wall` and the latencies `samples` as measured, the rest the
-/// difference of the two marks.
+/// Phase `name` (whose latency is measured as `definition` says) between the marks `start` and `end`:
+/// `wall` and the latencies `samples` as measured, the rest the difference of the two marks.
 pub(crate) fn phase(
-    name: &str,
-    start: &Mark,
-    end: &Mark,
+    (name, definition): (&str, &str),
+    (start, end): (&Mark, &Mark),
     wall: Duration,
     samples: &[Duration],
-    definition: &str,
 ) -> Phase {
     let histogram_delta = |metric: &str| {
         let after = histogram(end.metrics.as_ref()?, metric)?;

@@ -53,7 +53,12 @@ fn a_phase_is_the_difference_of_its_two_marks() {
         3.0,
     );
     let samples = [Duration::from_millis(10), Duration::from_millis(30)];
-    let p = phase("x", &start, &end, Duration::from_secs(2), &samples, "def");
+    let p = phase(
+        ("x", "def"),
+        (&start, &end),
+        Duration::from_secs(2),
+        &samples,
+    );
     assert_eq!(p.changes, 2);
     assert_eq!(p.wall_seconds, 2.0);
     assert_eq!(p.controller_api_writes, Some(50.0));
@@ -78,25 +83,13 @@ fn a_phase_is_the_difference_of_its_two_marks() {
 #[test]
 fn without_the_controllers_metrics_writes_are_unknown_not_zero() {
     let t = Instant::now();
-    let p = phase(
-        "x",
-        &mark(t, None, None, 0.0),
-        &mark(t, None, None, 0.0),
-        Duration::ZERO,
-        &[],
-        "def",
-    );
+    let none = mark(t, None, None, 0.0);
+    let p = phase(("x", "def"), (&none, &none), Duration::ZERO, &[]);
     assert_eq!(p.controller_api_writes, None);
     assert!(p.apiserver_requests.is_empty());
     // Before the controller started, everything it wrote since counts.
-    let p = phase(
-        "x",
-        &mark(t, None, None, 0.0),
-        &mark(t, Some(controller_scrape(10.0, 1.0)), None, 0.0),
-        Duration::ZERO,
-        &[],
-        "def",
-    );
+    let started = mark(t, Some(controller_scrape(10.0, 1.0)), None, 0.0);
+    let p = phase(("x", "def"), (&none, &started), Duration::ZERO, &[]);
     assert_eq!(p.controller_api_writes, Some(10.0));
 }
 

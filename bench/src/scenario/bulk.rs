@@ -5,10 +5,18 @@ use kube::ResourceExt;
 use tokio::time::Instant;
 
 use super::{Run, check_exact, programmed_at, service_of, vs_of};
+use crate::assemble::phase;
 use crate::error::BenchError;
 use crate::process::{ControllerProcess, ControllerSettings};
 use crate::results::Phase;
 use crate::routes;
+
+/// How the latency of one route is measured in bulk_add.
+const BULK_ADD_DEFINITION: &str = "controller process start → the route's Service, VirtualService (with its path) and Ready=True \
+     all observed";
+/// How the latency of one route is measured in bulk_delete.
+const BULK_DELETE_DEFINITION: &str = "route delete (16 in flight, as kubectl delete -l issues them) → its VirtualService observed \
+     deleted (wall: first delete until every route, Service and VirtualService is gone)";
 
 impl Run<'_> {
     /// 1. N routes exist before the controller starts; time from its start until every Service and
@@ -70,15 +78,7 @@ impl Run<'_> {
             }
         }
         let wall = samples.iter().max().copied().unwrap_or_default();
-        let mut phase = self.phase(
-            PHASE,
-            &start,
-            &end,
-            wall,
-            &samples,
-            "controller process start → the route's Service, VirtualService (with its path) and Ready=True \
-             all observed",
-        );
+        let mut phase = phase((PHASE, BULK_ADD_DEFINITION), (&start, &end), wall, &samples);
         phase
             .notes
             .insert("route_create_seconds".into(), setup_seconds);
@@ -131,14 +131,11 @@ impl Run<'_> {
                 samples.push(vs_gone.saturating_duration_since(written));
             }
         }
-        Ok(self.phase(
-            PHASE,
-            &start,
-            &end,
+        Ok(phase(
+            (PHASE, BULK_DELETE_DEFINITION),
+            (&start, &end),
             last - t,
             &samples,
-            "route delete (16 in flight, as kubectl delete -l issues them) → its VirtualService observed \
-             deleted (wall: first delete until every route, Service and VirtualService is gone)",
         ))
     }
 }

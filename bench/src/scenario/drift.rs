@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
 use super::{ONE_CHANGE_TIMEOUT, Run, check_exact, service_of, vs_of};
+use crate::assemble::phase;
 use crate::error::BenchError;
 use crate::observe::{Kind, View, World, virtual_service_resource};
 use crate::results::Phase;
@@ -26,6 +27,12 @@ const DRIFT_REPAIR: &str = "drift_repair";
 const DRIFT_REPAIR_LIMIT: Duration = Duration::from_secs(10);
 /// Field manager of the benchmark's edits of the controller's VirtualServices (not the controller's).
 const DRIFT_MANAGER: &str = "cfnet-bench-drift";
+
+/// How the latency of one change is measured.
+const DEFINITION: &str = "one at a time, first over all the routes, then again, then again: a route's Service deleted → \
+             a re-created Service (new uid) observed; its VirtualService deleted → a re-created one \
+             observed; its VirtualService's spec edited by another field manager (destination \"evil\") → \
+             the controller's spec observed again; each from the return of the delete or patch call";
 
 impl Run<'_> {
     /// 7. With the N routes programmed, for `drift_routes` of them, one at a time: delete each route's
@@ -94,17 +101,7 @@ impl Run<'_> {
             .flatten()
             .copied()
             .collect();
-        let mut phase = self.phase(
-            PHASE,
-            &start,
-            &end,
-            wall,
-            &samples,
-            "one at a time, first over all the routes, then again, then again: a route's Service deleted → \
-             a re-created Service (new uid) observed; its VirtualService deleted → a re-created one \
-             observed; its VirtualService's spec edited by another field manager (destination \"evil\") → \
-             the controller's spec observed again; each from the return of the delete or patch call",
-        );
+        let mut phase = phase((PHASE, DEFINITION), (&start, &end), wall, &samples);
         drift_notes(
             &mut phase,
             count,

@@ -289,18 +289,6 @@ impl Run<'_> {
             .await
     }
 
-    fn phase(
-        &self,
-        name: &str,
-        start: &Mark,
-        end: &Mark,
-        wall: Duration,
-        samples: &[Duration],
-        definition: &str,
-    ) -> Phase {
-        assemble::phase(name, start, end, wall, samples, definition)
-    }
-
     /// One change timed as a user sees it: from the client call `write` (a future: nothing is sent before
     /// the clock starts; `doing` names it if it fails) until `seen` finds its effect in the watches. A
     /// slower change than `ONE_CHANGE_TIMEOUT` fails the phase.

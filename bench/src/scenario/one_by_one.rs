@@ -6,6 +6,7 @@ use kube::ResourceExt;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 
 use super::{ONE_CHANGE_TIMEOUT, Run, check_exact, vs_of, vs_with_path};
+use crate::assemble::phase;
 use crate::error::BenchError;
 use crate::results::Phase;
 use crate::routes;
@@ -13,6 +14,13 @@ use crate::routes;
 const ADD: &str = "add_one_by_one";
 const UPDATE: &str = "update_one_by_one";
 const DELETE: &str = "delete_one_by_one";
+
+/// How the latency of one change is measured.
+const ADD_DEFINITION: &str = "route create → its VirtualService observed";
+/// How the latency of one change is measured.
+const UPDATE_DEFINITION: &str = "route path patch → its VirtualService observed with the new path";
+/// How the latency of one change is measured.
+const DELETE_DEFINITION: &str = "route delete → its VirtualService observed deleted";
 
 impl Run<'_> {
     /// 2–4. Add, update the path of, and delete `one_by_one` routes, one at a time, each waiting for its
@@ -57,14 +65,7 @@ impl Run<'_> {
         .await?;
         let end = self.mark().await?;
         check_exact(ADD, &self.observer.world(), n + k, n + k, n + k)?;
-        Ok(self.phase(
-            ADD,
-            &start,
-            &end,
-            wall,
-            &samples,
-            "route create → its VirtualService observed",
-        ))
+        Ok(phase((ADD, ADD_DEFINITION), (&start, &end), wall, &samples))
     }
 
     async fn update_one_by_one(&self, routes: &[Route]) -> Result<Phase, BenchError> {
@@ -90,13 +91,11 @@ impl Run<'_> {
         }
         let wall = start.at.elapsed();
         let end = self.mark().await?;
-        Ok(self.phase(
-            UPDATE,
-            &start,
-            &end,
+        Ok(phase(
+            (UPDATE, UPDATE_DEFINITION),
+            (&start, &end),
             wall,
             &samples,
-            "route path patch → its VirtualService observed with the new path",
         ))
     }
 
@@ -133,13 +132,11 @@ impl Run<'_> {
         .await?;
         let end = self.mark().await?;
         check_exact(DELETE, &self.observer.world(), n, n, n)?;
-        Ok(self.phase(
-            DELETE,
-            &start,
-            &end,
+        Ok(phase(
+            (DELETE, DELETE_DEFINITION),
+            (&start, &end),
             wall,
             &samples,
-            "route delete → its VirtualService observed deleted",
         ))
     }
 }

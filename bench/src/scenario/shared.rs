@@ -10,6 +10,7 @@ use rand::{RngExt, SeedableRng};
 use tokio::time::Instant;
 
 use super::{Run, vs_of};
+use crate::assemble::phase;
 use crate::error::BenchError;
 use crate::observe::World;
 use crate::results::Phase;
@@ -25,6 +26,10 @@ fn paths(w: &World) -> usize {
         .map(|v| v.view.prefixes.len())
         .sum()
 }
+
+/// How the latency of one change is measured.
+const DEFINITION: &str =
+    "route path patch → its FQDN's VirtualService observed with the new path and without the old";
 
 impl Run<'_> {
     /// 6. `shared_routes` routes over `shared_fqdns` FQDNs (context paths), then `shared_updates` random
@@ -76,14 +81,7 @@ impl Run<'_> {
                 });
             }
         }
-        let mut phase = self.phase(
-            PHASE,
-            &start,
-            &end,
-            wall,
-            &samples,
-            "route path patch → its FQDN's VirtualService observed with the new path and without the old",
-        );
+        let mut phase = phase((PHASE, DEFINITION), (&start, &end), wall, &samples);
         phase.notes.insert("setup_seconds".into(), setup_seconds);
         phase.notes.insert("routes".into(), s as f64);
         phase.notes.insert("fqdns".into(), fqdns as f64);

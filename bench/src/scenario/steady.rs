@@ -7,8 +7,12 @@ use cfnet_controller::names::API_WRITES_TOTAL;
 use tokio::time::Instant;
 
 use super::{Run, check_exact};
+use crate::assemble::phase;
 use crate::error::BenchError;
 use crate::results::{Phase, SteadyState};
+
+/// How the latency of one change is measured.
+const DEFINITION: &str = "no changes are made";
 
 impl Run<'_> {
     /// 8. Nothing changes; count the controller's writes (its metrics) and the object changes (watches).
@@ -29,14 +33,7 @@ impl Run<'_> {
         let end = self.mark().await?;
         let events = self.observer.world().events() - events_before;
         let minutes = (end.at - start.at).as_secs_f64() / 60.0;
-        let mut phase = self.phase(
-            PHASE,
-            &start,
-            &end,
-            end.at - start.at,
-            &[],
-            "no changes are made",
-        );
+        let mut phase = phase((PHASE, DEFINITION), (&start, &end), end.at - start.at, &[]);
         let (writes, source) = match phase.controller_api_writes {
             Some(w) => (w, format!("controller metric {API_WRITES_TOTAL}")),
             None => (

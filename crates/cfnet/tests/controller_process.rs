@@ -27,6 +27,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
+mod common;
+
 const CFNET: &str = env!("CARGO_BIN_EXE_cfnet");
 const GATEWAY: &str = "cf-system/istio-ingressgateway";
 
@@ -128,11 +130,7 @@ impl ControllerProcess {
 
     /// Sends SIGTERM and returns the exit status and how long the exit took (at most `limit`).
     async fn terminate(&mut self, limit: Duration) -> (ExitStatus, Duration) {
-        // SAFETY: signalling our own child.
-        #[allow(unsafe_code)]
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM)
-        };
+        common::signal(&self.child, libc::SIGTERM);
         let sent = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {

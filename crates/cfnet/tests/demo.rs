@@ -8,11 +8,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::{KillOnDrop, processes_naming, signal};
 use serde_json::Value;
+
+mod common;
 
 const CFNET: &str = env!("CARGO_BIN_EXE_cfnet");
 
@@ -190,42 +193,6 @@ fn check_tables(output: &str) {
     );
 }
 
-/// Live processes other than `except` whose command line names `dir` (etcd and kube-apiserver carry it
-/// in their flags).
-fn processes_naming(dir: &Path, except: u32) -> Vec<String> {
-    let needle = dir.display().to_string();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| *pid != except)
-        .filter(|pid| {
-            // Zombies are dead.
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-                s.rsplit_once(')')
-                    .is_some_and(|(_, r)| !r.trim_start().starts_with('Z'))
-            })
-        })
-        .filter_map(|pid| {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            cmdline
-                .contains(&needle)
-                .then(|| format!("{pid}: {cmdline}"))
-        })
-        .collect()
-}
-
-/// Kills the demo if the test fails half-way (its servers then die through PDEATHSIG).
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn state_dir() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::Builder::new()
         .prefix("cfnet-demo-test-")
@@ -328,11 +295,7 @@ fn demo_runs_until_sigint_then_stops_everything() {
         "etcd and kube-apiserver run while the demo does"
     );
 
-    // SAFETY: signalling our own child.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::kill(demo.0.id() as libc::pid_t, libc::SIGINT)
-    };
+    signal(&demo.0, libc::SIGINT);
     let signalled = Instant::now();
     let status = loop {
         if let Some(status) = demo.0.try_wait().unwrap() {

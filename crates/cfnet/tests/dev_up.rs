@@ -8,8 +8,11 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{KillOnDrop, processes_naming};
 use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
+
+mod common;
 
 const CFNET: &str = env!("CARGO_BIN_EXE_cfnet");
 
@@ -27,41 +30,6 @@ fn wait_for_file(path: &Path, child: &mut Child, within: Duration) {
     panic!("{} did not appear within {within:?}", path.display());
 }
 
-/// Live processes (other than `cfnet dev up` itself) whose command line names the state dir.
-fn server_pids_in(state_dir: &Path, except: u32) -> Vec<u32> {
-    let needle = state_dir.display().to_string();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| *pid != except)
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).contains(&needle))
-                .unwrap_or(false)
-        })
-        .filter(|pid| {
-            // Zombies are dead.
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .map(|s| {
-                    s.rsplit_once(')')
-                        .is_some_and(|(_, r)| !r.trim_start().starts_with('Z'))
-                })
-                .unwrap_or(false)
-        })
-        .collect()
-}
-
-/// Kills `cfnet dev up` if the test fails half-way (its servers then die through PDEATHSIG).
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn run_until_ready_then_signal(signal: libc::c_int) {
     let state = tempfile::tempdir().unwrap();
     let kubeconfig = state.path().join("kubeconfig");
@@ -76,7 +44,7 @@ fn run_until_ready_then_signal(signal: libc::c_int) {
     );
     wait_for_file(&kubeconfig, &mut child.0, Duration::from_secs(60));
     assert_eq!(
-        server_pids_in(state.path(), child.0.id()).len(),
+        processes_naming(state.path(), child.0.id()).len(),
         2,
         "etcd and kube-apiserver run"
     );
@@ -101,11 +69,7 @@ fn run_until_ready_then_signal(signal: libc::c_int) {
             .expect("the Route CRD is installed");
     });
 
-    // SAFETY: signalling our own child.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::kill(child.0.id() as libc::pid_t, signal)
-    };
+    common::signal(&child.0, signal);
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(status) = child.0.try_wait().unwrap() {
@@ -122,8 +86,8 @@ fn run_until_ready_then_signal(signal: libc::c_int) {
         "cfnet dev up exits 0 on signal {signal}: {status}"
     );
     assert_eq!(
-        server_pids_in(state.path(), child.0.id()),
-        Vec::<u32>::new(),
+        processes_naming(state.path(), child.0.id()),
+        Vec::<String>::new(),
         "no server survives"
     );
     assert!(
