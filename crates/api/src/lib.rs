@@ -14,7 +14,7 @@ pub use route::{
 };
 pub use virtual_service::{
     Destination, HTTPMatchRequest, HTTPRoute, HTTPRouteDestination, HeaderOperations, Headers,
-    StringMatch, VirtualService, VirtualServiceSpec,
+    PortSelector, StringMatch, VirtualService, VirtualServiceSpec,
 };
 
 /// Label put on every Service and VirtualService cfnet writes, so that they can be selected and watched.
