@@ -145,10 +145,15 @@ impl RouteBuilder {
             .space_and_org(space_guid, org_guid)
     }
 
-    /// The Route, with `url` = `host.domain` + path.
+    /// The Route, with `url` = `host.domain` + path as written (Cloud Controller keeps the case).
     pub fn build(mut self) -> Route {
         let spec = &mut self.0.spec;
-        spec.url = format!("{}{}", spec.fqdn(), spec.path());
+        let host = if spec.host.is_empty() {
+            String::new()
+        } else {
+            format!("{}.", spec.host)
+        };
+        spec.url = format!("{host}{}{}", spec.domain.name, spec.path());
         self.0
     }
 }

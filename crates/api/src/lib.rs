@@ -20,7 +20,7 @@ pub use route::{
 };
 pub use virtual_service::{
     Destination, HTTPMatchRequest, HTTPRoute, HTTPRouteDestination, HeaderOperations, Headers,
-    StringMatch, VirtualService, VirtualServiceSpec,
+    PortSelector, StringMatch, VirtualService, VirtualServiceSpec,
 };
 
 /// API group of the Route. An ownerReference to a Route of this group marks an object as cfnet's (what the

@@ -87,13 +87,19 @@ pub struct RouteStatus {
 }
 
 impl RouteSpec {
-    /// `host.domain`, or the domain alone when host is empty (upstream `Route.FQDN()`).
+    /// `host.domain`, or the domain alone when host is empty (upstream `Route.FQDN()`), in ASCII lower
+    /// case. DNS names are case-insensitive, and Istio lower-cases VirtualService hosts into Envoy domains
+    /// but binds a VirtualService to a Gateway server by comparing the strings as written, so a mixed-case
+    /// host would get no HTTPS virtual host. Every key, name, host and annotation cfnet derives from the
+    /// FQDN uses this form; for the lower-case FQDNs Cloud Controller writes it is upstream's exactly.
     pub fn fqdn(&self) -> String {
-        if self.host.is_empty() {
+        let mut fqdn = if self.host.is_empty() {
             self.domain.name.clone()
         } else {
             format!("{}.{}", self.host, self.domain.name)
-        }
+        };
+        fqdn.make_ascii_lowercase();
+        fqdn
     }
 
     /// The path, with an absent path read as empty.
@@ -106,7 +112,32 @@ impl RouteSpec {
 mod tests {
     use kube::Resource;
 
-    use super::Route;
+    use super::*;
+
+    fn spec(host: &str, domain: &str) -> RouteSpec {
+        RouteSpec {
+            host: host.to_owned(),
+            path: None,
+            url: String::new(),
+            domain: RouteDomain {
+                name: domain.to_owned(),
+                internal: false,
+            },
+            destinations: vec![],
+        }
+    }
+
+    #[test]
+    fn the_fqdn_is_lower_case() {
+        assert_eq!(
+            spec("shop", "Apps.Example.COM").fqdn(),
+            "shop.apps.example.com"
+        );
+        assert_eq!(spec("", "*.Apps.Example.com").fqdn(), "*.apps.example.com");
+        assert_eq!(spec("app", "apps.internal").fqdn(), "app.apps.internal");
+        // Only ASCII is folded: anything else is refused by validation (punycode is ASCII).
+        assert_eq!(spec("ÄPP", "Example.com").fqdn(), "Äpp.example.com");
+    }
 
     /// The constants name what the derive generates.
     #[test]

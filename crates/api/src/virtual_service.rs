@@ -63,6 +63,16 @@ pub struct HTTPRouteDestination {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub struct Destination {
     pub host: String,
+    /// The Service port. cfnet sets it on mesh (internal) VirtualServices only, where upstream did not:
+    /// without it istiod routes the client's port (80 for `http://backend.apps.internal`) to
+    /// `outbound|80||<service>`, a cluster the Service (which has only the app's port) does not have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<PortSelector>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct PortSelector {
+    pub number: u32,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]

@@ -1,5 +1,5 @@
 //! Facts that cross FQDNs: who holds a destination guid in a namespace, and which namespace holds an
-//! external FQDN. The oldest claim wins: creationTimestamp, then namespace, then name.
+//! FQDN. The oldest claim wins: creationTimestamp, then namespace, then name.
 //!
 //! Only routes that are valid on their own ([`crate::validate_route`]) claim anything: a broken route
 //! never takes a Service name or an FQDN away from a working one.
@@ -25,7 +25,10 @@ pub struct ClaimOrder {
 pub trait Claims {
     /// The route (name) that holds destination `guid` in `namespace`, if any.
     fn destination_holder(&self, namespace: &str, guid: &str) -> Option<&str>;
-    /// The namespace that holds external FQDN `fqdn` on the ingress gateway, if any.
+    /// The namespace that holds FQDN `fqdn` (lower case), if any: external FQDNs on the ingress gateway
+    /// and, since two mesh VirtualServices with one host are undefined behaviour in Istio (IST0109),
+    /// internal ones too. The name is from when only external FQDNs were claimed; the controller
+    /// implements this trait, so a rename waits for its next change.
     fn external_fqdn_holder(&self, fqdn: &str) -> Option<&str>;
 }
 
@@ -52,7 +55,7 @@ pub fn claim_order(route: &Route) -> ClaimOrder {
     }
 }
 
-/// The claimants of one destination guid or external FQDN, oldest first. Almost always one, so a
+/// The claimants of one destination guid or FQDN, oldest first. Almost always one, so a
 /// sorted `Vec` of shared orders rather than a `BTreeSet` (whose first node is some 800 bytes): with
 /// 10,000 routes the claims were the largest part of the controller's index.
 #[derive(Clone, Debug, Default)]
@@ -93,8 +96,8 @@ struct RouteClaims {
     fqdn: Arc<str>,
     /// Destination guids (deduplicated); empty when the route is invalid on its own.
     guids: Box<[Arc<str>]>,
-    /// Whether the route claims its FQDN as an external one (not for internal or invalid routes).
-    external: bool,
+    /// Whether the route claims its FQDN (internal or external); not when it is invalid on its own.
+    holds_fqdn: bool,
 }
 
 /// An in-memory, incrementally updatable [`Claims`] implementation over a set of Routes.
@@ -112,8 +115,8 @@ pub struct ClaimIndex {
     routes: HashMap<Arc<str>, HashMap<Arc<str>, RouteClaims>>,
     /// namespace -> destination guid -> claimants, oldest first.
     destinations: HashMap<Arc<str>, HashMap<Arc<str>, Claimants>>,
-    /// external FQDN -> claimants, oldest first.
-    external: HashMap<Arc<str>, Claimants>,
+    /// FQDN -> claimants, oldest first.
+    fqdns: HashMap<Arc<str>, Claimants>,
 }
 
 impl ClaimIndex {
@@ -140,8 +143,8 @@ impl ClaimIndex {
     }
 
     /// Adds or replaces a route. Returns the keys (sorted, deduplicated) of every route that competes with
-    /// it for a destination guid or an external FQDN, before or after the change, including its own old
-    /// and new key.
+    /// it for a destination guid or an FQDN, before or after the change, including its own old and new
+    /// key.
     pub fn insert(&mut self, route: &Route) -> Vec<FqdnKey> {
         let (old, new) = self.put(route);
         self.affected(&new.order.namespace, old.as_ref(), Some(&new))
@@ -179,7 +182,7 @@ impl ClaimIndex {
             order: Arc::new(order),
             fqdn: route.spec.fqdn().into(),
             guids: guids.into_iter().map(Arc::from).collect(),
-            external: valid && !route.spec.domain.internal,
+            holds_fqdn: valid,
         };
         if !claims.guids.is_empty() {
             let destinations = self.destinations.entry(namespace.clone()).or_default();
@@ -190,8 +193,8 @@ impl ClaimIndex {
                     .insert(claims.order.clone());
             }
         }
-        if claims.external {
-            self.external
+        if claims.holds_fqdn {
+            self.fqdns
                 .entry(claims.fqdn.clone())
                 .or_default()
                 .insert(claims.order.clone());
@@ -231,12 +234,12 @@ impl ClaimIndex {
                 self.destinations.remove(namespace);
             }
         }
-        if old.external
-            && let Some(set) = self.external.get_mut(&old.fqdn)
+        if old.holds_fqdn
+            && let Some(set) = self.fqdns.get_mut(&old.fqdn)
         {
             set.remove(&old.order);
             if set.is_empty() {
-                self.external.remove(&old.fqdn);
+                self.fqdns.remove(&old.fqdn);
             }
         }
         Some(old)
@@ -260,8 +263,8 @@ impl ClaimIndex {
                     keys.extend(set.iter().filter_map(|o| self.key_of(o)));
                 }
             }
-            if claims.external
-                && let Some(set) = self.external.get(&claims.fqdn)
+            if claims.holds_fqdn
+                && let Some(set) = self.fqdns.get(&claims.fqdn)
             {
                 keys.extend(set.iter().filter_map(|o| self.key_of(o)));
             }
@@ -288,7 +291,7 @@ impl Claims for ClaimIndex {
     }
 
     fn external_fqdn_holder(&self, fqdn: &str) -> Option<&str> {
-        self.external
+        self.fqdns
             .get(fqdn)
             .and_then(|set| set.first())
             .map(|o| &*o.namespace)

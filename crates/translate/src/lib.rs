@@ -7,6 +7,8 @@
 //!   [`Claims`], which is what the controller computes per work item from its in-memory index.
 
 pub mod claims;
+pub mod istio;
+mod labels;
 pub mod names;
 mod objects;
 mod validate;
@@ -31,7 +33,8 @@ pub struct Settings {
 }
 
 /// The work item of the controller and the grouping of the translation: one VirtualService per key.
-/// Shared strings: the controller keeps a key in several maps, and clones share one copy.
+/// Shared strings: the controller keeps a key in several maps, and clones share one copy. `fqdn` is the
+/// lower-case [`cfnet_api::RouteSpec::fqdn`]: routes whose hosts differ only in case are one FQDN.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct FqdnKey {
     pub namespace: Arc<str>,
@@ -77,9 +80,10 @@ pub struct Translation {
 /// 1. on its own ([`validate_route`]) → Invalid;
 /// 2. its internal flag against the FQDN's kind, which the oldest route valid on its own decides
 ///    (creationTimestamp, then name) → Invalid;
-/// 3. an external FQDN held by another namespace ([`Claims::external_fqdn_holder`]) → Conflict;
+/// 3. an FQDN held by another namespace ([`Claims::external_fqdn_holder`]) → Conflict;
 /// 4. a destination guid held by another route of the namespace ([`Claims::destination_holder`]) → Conflict;
-/// 5. the same `url` served by an older route with destinations → Conflict.
+/// 5. the same Envoy match (path, with `/` and no path the same) as an older route with destinations
+///    → Conflict.
 ///
 /// The routes that pass are programmed exactly as the Go controller did. The VirtualService lists every
 /// route of the FQDN in its ownerReferences, problems included, so that deleting any of them (and the
@@ -122,7 +126,7 @@ fn translate_group(
         .map(|(o, r)| (o.name.clone(), r.spec.domain.internal));
 
     let mut problems: BTreeMap<String, (Reason, String)> = BTreeMap::new();
-    let mut served_urls: HashMap<&str, &str> = HashMap::new();
+    let mut served_matches: HashMap<&str, &Route> = HashMap::new();
     for (order, route) in &by_age {
         let name = &*order.name;
         let problem = check_in_context(
@@ -131,20 +135,19 @@ fn translate_group(
             self_checks.get(name),
             kind_decider.as_ref(),
             claims,
-            &mut served_urls,
+            &mut served_matches,
         );
         if let Some(p) = problem {
             problems.insert(name.to_owned(), p);
         }
     }
 
-    // Upstream order: spec.url descending, bytewise; ties (only possible with a problem) by name.
+    // Upstream order: spec.url descending, bytewise, with the FQDN part read in lower case (hosts that
+    // differ only in case are one FQDN); ties by name.
     let mut sorted: Vec<&Route> = routes.to_vec();
     sorted.sort_by(|a, b| {
-        b.spec
-            .url
-            .as_bytes()
-            .cmp(a.spec.url.as_bytes())
+        url_order(&b.spec.url, &key.fqdn)
+            .cmp(url_order(&a.spec.url, &key.fqdn))
             .then_with(|| route_name(a).cmp(route_name(b)))
     });
     let valid: Vec<&Route> = sorted
@@ -160,7 +163,9 @@ fn translate_group(
         } else {
             settings.gateway.clone()
         };
-        out.virtual_service = Some(objects::virtual_service(key, &sorted, &valid, gateway));
+        out.virtual_service = Some(objects::virtual_service(
+            key, &sorted, &valid, internal, gateway,
+        ));
         for route in &valid {
             if with_services {
                 out.services.extend(route_services(route));
@@ -180,13 +185,34 @@ fn translate_group(
     out
 }
 
+/// The bytes of `url` in upstream's order, with its FQDN part (when it is `fqdn` in any case) in lower
+/// case: for every valid route that is `fqdn + path`, i.e. upstream's url for lower-case FQDNs.
+fn url_order<'a>(url: &'a str, fqdn: &str) -> impl Iterator<Item = u8> + 'a {
+    let fqdn_len = if url
+        .as_bytes()
+        .get(..fqdn.len())
+        .is_some_and(|host| host.eq_ignore_ascii_case(fqdn.as_bytes()))
+    {
+        fqdn.len()
+    } else {
+        0
+    };
+    url.bytes().enumerate().map(move |(i, b)| {
+        if i < fqdn_len {
+            b.to_ascii_lowercase()
+        } else {
+            b
+        }
+    })
+}
+
 fn check_in_context<'a>(
     key: &FqdnKey,
     route: &'a Route,
     self_check: Option<&Result<(), String>>,
     kind_decider: Option<&(Arc<str>, bool)>,
     claims: &dyn Claims,
-    served_urls: &mut HashMap<&'a str, &'a str>,
+    served_matches: &mut HashMap<&'a str, &'a Route>,
 ) -> Option<(Reason, String)> {
     if let Some(Err(message)) = self_check {
         return Some((Reason::Invalid, message.clone()));
@@ -211,8 +237,9 @@ fn check_in_context<'a>(
             ),
         ));
     }
-    if !internal
-        && let Some(holder) = claims.external_fqdn_holder(&key.fqdn)
+    // One namespace per FQDN, internal ones included: two mesh VirtualServices with one host are
+    // undefined behaviour in Istio (IST0109), like two gateway ones.
+    if let Some(holder) = claims.external_fqdn_holder(&key.fqdn)
         && holder != &*key.namespace
     {
         return Some((
@@ -240,17 +267,31 @@ fn check_in_context<'a>(
             ));
         }
     }
+    // Two entries with one Envoy match: the second could never be reached. A destination-less route has
+    // no entry of its own when a sibling has destinations, so it takes no match.
     if !route.spec.destinations.is_empty() {
-        if let Some(holder) = served_urls.get(route.spec.url.as_str()) {
+        let path = route.spec.path();
+        let envoy_match = objects::envoy_path_match(path);
+        if let Some(holder) = served_matches.get(envoy_match) {
+            let (url, holder_url) = (&route.spec.url, &holder.spec.url);
+            let same = if holder.spec.path() != path {
+                format!(", url {holder_url}: path \"/\" and no path are the same Envoy route")
+            } else if holder_url != url {
+                format!(", url {holder_url}: host names are case-insensitive")
+            } else {
+                String::new()
+            };
             return Some((
                 Reason::Conflict,
                 format!(
-                    "url {} is already served by route {}/{holder} (created earlier); delete one of them",
-                    route.spec.url, key.namespace
+                    "url {url} is already served by route {}/{} (created earlier{same}); delete one \
+                     of them",
+                    key.namespace,
+                    route_name(holder),
                 ),
             ));
         }
-        served_urls.insert(route.spec.url.as_str(), name);
+        served_matches.insert(envoy_match, route);
     }
     None
 }

@@ -1,13 +1,14 @@
 //! The objects cfnet writes, field for field as the Go controller wrote them (§2.4, §2.5 of the
-//! upstream reference), plus our managed-by label.
+//! upstream reference), plus our managed-by label, the Service port on mesh destinations, and the FQDN in
+//! lower case (names, hosts, annotations; upstream's own for every lower-case FQDN).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use cfnet_api::{
     APP_GUID_LABEL, Destination, FQDN_ANNOTATION, HTTPMatchRequest, HTTPRoute,
     HTTPRouteDestination, HeaderOperations, Headers, MANAGED_BY_LABEL, MANAGED_BY_VALUE,
-    ORG_GUID_LABEL, PROCESS_TYPE_LABEL, ROUTE_API_VERSION, ROUTE_FQDN_ANNOTATION, ROUTE_GUID_LABEL,
-    Route, SPACE_GUID_LABEL, StringMatch, VirtualService, VirtualServiceSpec,
+    ORG_GUID_LABEL, PROCESS_TYPE_LABEL, PortSelector, ROUTE_API_VERSION, ROUTE_FQDN_ANNOTATION,
+    ROUTE_GUID_LABEL, Route, SPACE_GUID_LABEL, StringMatch, VirtualService, VirtualServiceSpec,
 };
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -89,30 +90,43 @@ pub fn route_services(route: &Route) -> Vec<Service> {
         .collect()
 }
 
+/// The path prefix Envoy matches for a route's path: istiod turns an http entry without `match` into
+/// prefix `/` (`TranslateRouteMatch`), so path `/` and no path are the same Envoy route. Prefixes are
+/// case-sensitive (cfnet never sets `ignoreUriCase`).
+pub(crate) fn envoy_path_match(path: &str) -> &str {
+    if path.is_empty() { "/" } else { path }
+}
+
 /// The VirtualService of one FQDN. `all` are every route of the FQDN and `valid` the programmed ones,
-/// both sorted by url descending.
+/// both sorted by url descending. `mesh`: bound to the `mesh` gateway (an internal FQDN).
 pub(crate) fn virtual_service(
     key: &FqdnKey,
     all: &[&Route],
     valid: &[&Route],
+    mesh: bool,
     gateway: String,
 ) -> VirtualService {
     // Upstream skipped a destination-less route when its FQDN had other routes and gave a lone one the
     // placeholder. We count only programmed routes, and when none has destinations every one gets the
-    // placeholder (upstream wrote a VirtualService without `http` there, which Istio rejects).
+    // placeholder (upstream wrote a VirtualService without `http` there, which Istio rejects), once per
+    // Envoy match: a second identical entry could never be reached.
     let any_destinations = valid.iter().any(|r| !r.spec.destinations.is_empty());
+    let mut placeholder_matches = HashSet::new();
     let http = valid
         .iter()
         .filter_map(|route| {
             let destinations = &route.spec.destinations;
             let route_destinations = if !destinations.is_empty() {
-                http_route_destinations(route)
-            } else if any_destinations {
+                http_route_destinations(route, mesh)
+            } else if any_destinations
+                || !placeholder_matches.insert(envoy_path_match(route.spec.path()))
+            {
                 return None;
             } else {
                 vec![HTTPRouteDestination {
                     destination: Destination {
                         host: PLACEHOLDER_HOST.to_owned(),
+                        port: None,
                     },
                     ..HTTPRouteDestination::default()
                 }]
@@ -160,8 +174,10 @@ pub(crate) fn virtual_service(
 }
 
 /// Weights as upstream: explicit when set (validated to sum to 100), else an even split with the
-/// remainder on the first destination. Weight 0 is omitted on output.
-fn http_route_destinations(route: &Route) -> Vec<HTTPRouteDestination> {
+/// remainder on the first destination. Weight 0 is omitted on output. On `mesh` each destination names
+/// its Service port (not upstream): a sidecar's request to `http://backend.apps.internal` is on port 80,
+/// and without a port istiod sends it to cluster `outbound|80||s-<guid>...`, which does not exist.
+fn http_route_destinations(route: &Route, mesh: bool) -> Vec<HTTPRouteDestination> {
     let dests = &route.spec.destinations;
     let n = i32::try_from(dests.len()).unwrap_or(i32::MAX);
     let even = 100 / n.max(1);
@@ -182,6 +198,10 @@ fn http_route_destinations(route: &Route) -> Vec<HTTPRouteDestination> {
             HTTPRouteDestination {
                 destination: Destination {
                     host: service_name(&d.guid),
+                    // Validated to be 1–65535.
+                    port: mesh.then(|| PortSelector {
+                        number: u32::try_from(d.port).unwrap_or_default(),
+                    }),
                 },
                 weight,
                 headers: Some(Headers {

@@ -4,16 +4,40 @@
 //! Host and domain: ASCII DNS labels (letters of either case, digits, `-`; 1–63 characters; no `-` at
 //! either end), the whole FQDN at most 253 characters; only the first label of the FQDN may be `*`.
 //! Unicode must be written in its punycode (`xn--`) form and `_` is refused: Istio rejects both in
-//! VirtualService hosts. Case is kept as written (the FQDN, like upstream's, is case-sensitive).
+//! VirtualService hosts. The FQDN is case-insensitive ([`cfnet_api::RouteSpec::fqdn`] is lower case);
+//! the path is not.
+//!
+//! Every value the route puts into an object shared with other routes or checked by the API server must
+//! pass the rules of whoever checks it ([`validate_written_values`]): Istio's validating webhook refuses a
+//! whole VirtualService for one bad header value or host, which would stop every route of the FQDN, and
+//! the API server refuses a Service whose labels or selector are not label syntax.
 
 use std::collections::HashSet;
 
-use cfnet_api::Route;
+use cfnet_api::{
+    APP_GUID_LABEL, ORG_GUID_LABEL, PROCESS_TYPE_LABEL, ROUTE_GUID_LABEL, Route, SPACE_GUID_LABEL,
+};
+
+use crate::istio::{validate_http_header_value, validate_virtual_service_host};
+use crate::labels::{validate_label_key, validate_label_value};
+use crate::{claims::route_name, service_name};
 
 /// Checks a route on its own. `Err` carries the message for the route's problem.
 pub fn validate_route(route: &Route) -> Result<(), String> {
     let spec = &route.spec;
     validate_fqdn(&spec.host, &spec.domain.name)?;
+    let fqdn = spec.fqdn();
+    if let Err(why) = validate_virtual_service_host(&fqdn, spec.domain.internal) {
+        let bound = if spec.domain.internal {
+            "an internal (mesh)"
+        } else {
+            "a"
+        };
+        return Err(format!(
+            "FQDN {fqdn} cannot be the host of {bound} VirtualService: Istio refuses it ({why}); \
+             change the host or domain"
+        ));
+    }
 
     let path = spec.path();
     if !path.is_empty() && !path.starts_with('/') {
@@ -21,18 +45,25 @@ pub fn validate_route(route: &Route) -> Result<(), String> {
             "path {path:?} must start with \"/\" (or be empty for the whole host)"
         ));
     }
-    let fqdn = spec.fqdn();
-    if spec.url.len() != fqdn.len() + path.len()
-        || !spec.url.starts_with(&fqdn)
-        || !spec.url.ends_with(path)
+    // The host part of the url is compared case-insensitively, like the FQDN; the path exactly.
+    let url = spec.url.as_bytes();
+    if url.len() != fqdn.len() + path.len()
+        || !url[..fqdn.len()].eq_ignore_ascii_case(fqdn.as_bytes())
+        || &url[fqdn.len()..] != path.as_bytes()
     {
+        let written = if spec.host.is_empty() {
+            spec.domain.name.clone()
+        } else {
+            format!("{}.{}", spec.host, spec.domain.name)
+        };
         return Err(format!(
             "url {:?} must be host.domain + path, i.e. {:?}",
             spec.url,
-            format!("{fqdn}{path}")
+            format!("{written}{path}")
         ));
     }
-    validate_destinations(route)
+    validate_destinations(route)?;
+    validate_written_values(route)
 }
 
 fn validate_destinations(route: &Route) -> Result<(), String> {
@@ -88,6 +119,116 @@ fn validate_destinations(route: &Route) -> Result<(), String> {
         return Err(format!("weights must sum to 100, got {sum}"));
     }
     Ok(())
+}
+
+/// The values a route with destinations writes into its VirtualService entry (the four CF headers) and
+/// its Services (labels, selector). A route without destinations writes none of them.
+///
+/// Header values must pass Istio's `ValidateHTTPHeaderValue` ([`crate::istio`]). Beyond Istio, a `%` is
+/// refused everywhere: Istio accepts `%%` and `%VARIABLE%` expressions, but Envoy then sends `%` or the
+/// variable's value (e.g. the client's address for `%DOWNSTREAM_REMOTE_ADDRESS%`) instead of the value as
+/// written, and a CF header must carry the app's guid, process type, space and org exactly. No guid
+/// contains `%`, and Cloud Controller's process types are Procfile names.
+///
+/// Label values and selector keys/values must pass Kubernetes' label syntax ([`crate::labels`]): the API
+/// server would refuse the Service. Guids, `web`, `worker` and every Procfile name up to 63 characters
+/// that starts and ends with a letter or digit pass; the pods of a process carry the same labels, so a
+/// process whose values fail could not run on Kubernetes either.
+fn validate_written_values(route: &Route) -> Result<(), String> {
+    let dests = &route.spec.destinations;
+    if dests.is_empty() {
+        return Ok(());
+    }
+    for d in dests {
+        let service = service_name(&d.guid);
+        let values = [
+            (
+                "app.guid",
+                &d.app.guid,
+                "CF-App-Id",
+                APP_GUID_LABEL,
+                "set it to the app's guid",
+            ),
+            (
+                "app.process.type",
+                &d.app.process.type_,
+                "CF-App-Process-Type",
+                PROCESS_TYPE_LABEL,
+                "set it to the app's process type, e.g. web",
+            ),
+        ];
+        for (field, value, header, label, fix) in values {
+            if let Some(why) = header_value_problem(value) {
+                return Err(format!(
+                    "destination {}: {field} {value:?} cannot be the value of header {header}: {why}; {fix}",
+                    d.guid
+                ));
+            }
+            if let Err(why) = validate_label_value(value) {
+                return Err(format!(
+                    "destination {}: {field} {value:?} cannot be the value of label {label} on Service \
+                     {service}: {why}; {fix}",
+                    d.guid
+                ));
+            }
+        }
+        for (key, value) in &d.selector.match_labels {
+            if let Err(why) = validate_label_key(key) {
+                return Err(format!(
+                    "destination {}: selector.matchLabels key {key:?} cannot be a label key in the \
+                     selector of Service {service}: {why}; select the app's pods by their labels, e.g. \
+                     {APP_GUID_LABEL}",
+                    d.guid
+                ));
+            }
+            if let Err(why) = validate_label_value(value) {
+                return Err(format!(
+                    "destination {}: selector.matchLabels value {value:?} of {key} cannot be a label \
+                     value in the selector of Service {service}: {why}; use the value of that label on \
+                     the app's pods",
+                    d.guid
+                ));
+            }
+        }
+    }
+    let name = route_name(route);
+    if let Err(why) = validate_label_value(name) {
+        return Err(format!(
+            "route name {name:?} cannot be the value of label {ROUTE_GUID_LABEL} on its Services: {why}; \
+             name the Route by its guid, as Cloud Controller does"
+        ));
+    }
+    let labels = route.metadata.labels.as_ref();
+    for (label, header) in [
+        (SPACE_GUID_LABEL, "CF-Space-Id"),
+        (ORG_GUID_LABEL, "CF-Organization-Id"),
+    ] {
+        if let Some(value) = labels.and_then(|l| l.get(label))
+            && let Some(why) = header_value_problem(value)
+        {
+            return Err(format!(
+                "label {label} {value:?} cannot be the value of header {header}: {why}; set the label \
+                 to the guid"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Why `value` cannot be sent as a CF header: Istio refuses it, or Envoy would not send it as written.
+fn header_value_problem(value: &str) -> Option<String> {
+    if let Err(e) = validate_http_header_value(value) {
+        return Some(format!(
+            "Istio refuses it ({e}), and the VirtualService is shared by every route of the FQDN"
+        ));
+    }
+    if value.contains('%') {
+        return Some(
+            "Envoy would read its '%' as a %VARIABLE% or a %% escape and send something else"
+                .to_owned(),
+        );
+    }
+    None
 }
 
 /// `s-<guid>` is a DNS-1035 label: at most 63 characters, `[a-z0-9-]`, ending in a letter or digit

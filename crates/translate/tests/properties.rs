@@ -1,17 +1,20 @@
-//! Properties of the translation (issue 2 §7), over generated Route sets with many collisions (shared
-//! FQDNs, shared destination guids, mixed internal flags, invalid weights and names).
+//! Properties of the translation (issue 2 §7, issue 12), over generated Route sets with many collisions
+//! (shared FQDNs in several namespaces and in several cases, `/` next to no path, shared destination
+//! guids, mixed internal flags, invalid weights, names and header values).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails where its setup does
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use cfnet_api::{
     AppProcess, DestinationApp, DestinationSelector, Route, RouteDestination, RouteDomain,
     RouteSpec, fixtures,
 };
+use cfnet_translate::istio::validate_virtual_service;
 use cfnet_translate::{
-    Translation, route_name, route_namespace, service_name, translate, validate_route,
+    ClaimIndex, FqdnKey, FqdnTranslation, PLACEHOLDER_HOST, Translation, route_name,
+    route_namespace, service_name, translate, translate_fqdn, validate_route,
 };
 use common::{created, settings};
 use proptest::prelude::*;
@@ -23,24 +26,29 @@ fn arb_dest() -> impl Strategy<Value = RouteDestination> {
             -5i64, 0, 10, 30, 50, 70, 90, 100,
         ])),
         prop::sample::select(vec![8080i64, 9000, 0, 70000]),
+        // Mostly what Cloud Controller writes; sometimes what Istio or Envoy would not take as written.
+        prop::sample::select(vec!["", "", "", "", "", "%zz", "%HOSTNAME%", "%%"]),
+        prop::sample::select(vec!["web", "web", "web", "worker", "web\n", "a b"]),
     )
-        .prop_map(|(guid, weight, port)| RouteDestination {
-            guid: guid.to_owned(),
-            weight,
-            port,
-            app: DestinationApp {
-                guid: format!("app-{guid}"),
-                process: AppProcess {
-                    type_: "web".to_owned(),
+        .prop_map(
+            |(guid, weight, port, app_suffix, process)| RouteDestination {
+                guid: guid.to_owned(),
+                weight,
+                port,
+                app: DestinationApp {
+                    guid: format!("app-{guid}{app_suffix}"),
+                    process: AppProcess {
+                        type_: process.to_owned(),
+                    },
+                },
+                selector: DestinationSelector {
+                    match_labels: BTreeMap::from([(
+                        "cloudfoundry.org/app_guid".to_owned(),
+                        format!("app-{guid}"),
+                    )]),
                 },
             },
-            selector: DestinationSelector {
-                match_labels: BTreeMap::from([(
-                    "cloudfoundry.org/app_guid".to_owned(),
-                    format!("app-{guid}"),
-                )]),
-            },
-        })
+        )
 }
 
 /// Routes with unique (namespace, name) — as in a cluster — and a fair share of invalid ones.
@@ -48,10 +56,14 @@ fn arb_routes() -> impl Strategy<Value = Vec<Route>> {
     prop::collection::vec(
         (
             prop::sample::select(vec!["ns-a", "ns-b"]),
-            prop::sample::select(vec!["", "app", "api", "*", "bad_host"]),
-            prop::sample::select(vec!["apps.example.com", "apps.internal"]),
+            prop::sample::select(vec!["", "app", "App", "api", "*", "bad_host"]),
+            prop::sample::select(vec![
+                "apps.example.com",
+                "Apps.Example.COM",
+                "apps.internal",
+            ]),
             any::<bool>(),
-            prop::sample::select(vec!["", "/a", "/a/b", "/b", "nope"]),
+            prop::sample::select(vec!["", "/", "/a", "/a/b", "/b", "/B", "nope"]),
             prop::collection::vec(arb_dest(), 0..4),
             prop::option::of(0u8..4),
             any::<bool>(),
@@ -89,6 +101,55 @@ fn arb_routes() -> impl Strategy<Value = Vec<Route>> {
             )
             .collect()
     })
+}
+
+fn key_of(r: &Route) -> FqdnKey {
+    FqdnKey {
+        namespace: route_namespace(r).into(),
+        fqdn: r.spec.fqdn().into(),
+    }
+}
+
+/// The routes of each (namespace, FQDN), as the controller's index groups them.
+fn groups(routes: &[Route]) -> BTreeMap<FqdnKey, Vec<&Route>> {
+    let mut groups: BTreeMap<FqdnKey, Vec<&Route>> = BTreeMap::new();
+    for r in routes {
+        groups.entry(key_of(r)).or_default().push(r);
+    }
+    groups
+}
+
+/// Each of `keys` translated as the controller does: its routes in `routes`, claims from `index`.
+fn translate_keys(
+    routes: &[Route],
+    index: &ClaimIndex,
+    keys: &BTreeSet<FqdnKey>,
+) -> BTreeMap<FqdnKey, FqdnTranslation> {
+    let groups = groups(routes);
+    keys.iter()
+        .map(|k| {
+            let group = groups.get(k).map(Vec::as_slice).unwrap_or_default();
+            (k.clone(), translate_fqdn(k, group, index, &settings()))
+        })
+        .collect()
+}
+
+/// The same route with its host and domain (and the url's host part) in upper case.
+fn upper_case_variant(r: &Route) -> Route {
+    let written = if r.spec.host.is_empty() {
+        r.spec.domain.name.len()
+    } else {
+        r.spec.host.len() + 1 + r.spec.domain.name.len()
+    };
+    let mut u = r.clone();
+    u.spec.host.make_ascii_uppercase();
+    u.spec.domain.name.make_ascii_uppercase();
+    u.spec.url = format!(
+        "{}{}",
+        r.spec.url[..written].to_ascii_uppercase(),
+        &r.spec.url[written..]
+    );
+    u
 }
 
 fn sorted_services(t: &Translation) -> Vec<String> {
@@ -269,6 +330,139 @@ proptest! {
                     prop_assert_eq!(http.route.iter().map(|d| d.weight).sum::<i32>(), 100);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn translate_and_translate_fqdn_agree(routes in arb_routes()) {
+        let t = translate(&routes, &settings());
+        let index = ClaimIndex::from_routes(&routes);
+        let (mut virtual_services, mut problems, mut services) = (Vec::new(), Vec::new(), Vec::new());
+        for (key, group) in groups(&routes) {
+            let f = translate_fqdn(&key, &group, &index, &settings());
+            virtual_services.extend(f.virtual_service);
+            problems.extend(f.problems);
+            services.extend(f.services);
+        }
+        virtual_services.sort_by(|a, b| {
+            (&a.spec.hosts, &a.metadata.namespace).cmp(&(&b.spec.hosts, &b.metadata.namespace))
+        });
+        problems.sort();
+        prop_assert_eq!(&virtual_services, &t.virtual_services);
+        prop_assert_eq!(&problems, &t.problems);
+        let per_key = Translation { services, ..Translation::default() };
+        prop_assert_eq!(sorted_services(&per_key), sorted_services(&t));
+    }
+
+    #[test]
+    fn the_claim_index_reports_every_key_whose_translation_changes(routes in arb_routes()) {
+        // Every key a route can have here, also after it takes another route's spec.
+        let namespaces: BTreeSet<&str> = routes.iter().map(route_namespace).collect();
+        let fqdns: BTreeSet<String> = routes.iter().map(|r| r.spec.fqdn()).collect();
+        let keys: BTreeSet<FqdnKey> = namespaces.iter()
+            .flat_map(|ns| fqdns.iter().map(move |f| FqdnKey { namespace: (*ns).into(), fqdn: f.as_str().into() }))
+            .collect();
+        let mut index = ClaimIndex::new();
+        let mut present: Vec<Route> = Vec::new();
+        let mut before = translate_keys(&present, &index, &keys);
+        let mut check = |index: &ClaimIndex, present: &[Route], affected: Vec<FqdnKey>, what: &str| {
+            let after = translate_keys(present, index, &keys);
+            let affected: BTreeSet<FqdnKey> = affected.into_iter().collect();
+            for key in &keys {
+                prop_assert!(
+                    before[key] == after[key] || affected.contains(key),
+                    "{}: the translation of {:?} changed, but the index returned {:?}", what, key, affected
+                );
+            }
+            before = after;
+            Ok(())
+        };
+        // Routes arrive one by one.
+        for r in &routes {
+            let affected = index.insert(r);
+            present.push(r.clone());
+            check(&index, &present, affected, &format!("insert {}", route_name(r)))?;
+        }
+        // Each route takes the next one's spec (another host, path, kind or destinations).
+        for i in 0..routes.len() {
+            let mut changed = present[i].clone();
+            changed.spec = routes[(i + 1) % routes.len()].spec.clone();
+            let affected = index.insert(&changed);
+            present[i] = changed;
+            check(&index, &present, affected, &format!("update {}", route_name(&present[i])))?;
+        }
+        // And they leave, the first ones first.
+        while !present.is_empty() {
+            let r = present.remove(0);
+            let affected = index.remove(route_namespace(&r), route_name(&r));
+            check(&index, &present, affected, &format!("remove {}", route_name(&r)))?;
+        }
+        prop_assert!(index.is_empty());
+    }
+
+    #[test]
+    fn case_variants_of_an_fqdn_render_like_the_lower_case_one(routes in arb_routes()) {
+        let t = translate(&routes, &settings());
+        let upper: Vec<Route> = routes.iter().map(upper_case_variant).collect();
+        let u = translate(&upper, &settings());
+        prop_assert_eq!(&t.virtual_services, &u.virtual_services);
+        prop_assert_eq!(&t.services, &u.services);
+        // Messages quote the url and domain as written.
+        let verdicts = |t: &Translation| {
+            t.problems.iter().map(|p| (p.namespace.clone(), p.route.clone(), p.reason)).collect::<Vec<_>>()
+        };
+        prop_assert_eq!(verdicts(&t), verdicts(&u));
+    }
+
+    #[test]
+    fn no_two_entries_of_an_fqdn_have_one_envoy_match(routes in arb_routes()) {
+        let t = translate(&routes, &settings());
+        for vs in &t.virtual_services {
+            let mut matches = HashSet::new();
+            for http in &vs.spec.http {
+                // istiod turns an entry without match into prefix "/".
+                let prefix = http.match_.first()
+                    .and_then(|m| m.uri.as_ref())
+                    .and_then(|u| u.prefix.as_deref())
+                    .unwrap_or("/");
+                prop_assert!(matches.insert(prefix), "{} twice in {:?}", prefix, vs.spec);
+            }
+        }
+    }
+
+    #[test]
+    fn mesh_destinations_have_their_port_and_gateway_ones_none(routes in arb_routes()) {
+        let t = translate(&routes, &settings());
+        let problems = problem_routes(&t);
+        for vs in &t.virtual_services {
+            let mesh = vs.spec.gateways == ["mesh"];
+            for http in &vs.spec.http {
+                let hosts: Vec<&str> = http.route.iter().map(|d| d.destination.host.as_str()).collect();
+                if hosts == [PLACEHOLDER_HOST] {
+                    prop_assert_eq!(http.route[0].destination.port, None);
+                    continue;
+                }
+                // The programmed route of this entry: its destinations are the entry's.
+                let route = routes.iter().find(|r| {
+                    !problems.contains(&(route_namespace(r).to_owned(), route_name(r).to_owned()))
+                        && r.metadata.namespace == vs.metadata.namespace
+                        && r.spec.fqdn() == vs.spec.hosts[0]
+                        && r.spec.destinations.iter().map(|d| service_name(&d.guid)).eq(hosts.iter().map(|h| h.to_string()))
+                });
+                prop_assert!(route.is_some(), "no route for {:?}", hosts);
+                for (d, rd) in http.route.iter().zip(route.iter().flat_map(|r| r.spec.destinations.iter())) {
+                    let expected = mesh.then(|| u32::try_from(rd.port).unwrap_or_default());
+                    prop_assert_eq!(d.destination.port.map(|p| p.number), expected);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_virtual_service_passes_istio_validation(routes in arb_routes()) {
+        let t = translate(&routes, &settings());
+        for vs in &t.virtual_services {
+            prop_assert_eq!(validate_virtual_service(&vs.spec), Ok(()), "{:?}", vs.spec);
         }
     }
 }

@@ -368,6 +368,8 @@ fn v7_internal_domain_uses_the_mesh_gateway() {
     assert_eq!(t.problems[0].message, "destination guid must not be empty");
 }
 
+/// Upstream's case is internal: since F1 of issue 12 its mesh destinations carry their Service port
+/// (upstream wrote none, so istiod routed port 80 to a cluster that does not exist).
 #[test]
 fn v8_two_routes_of_one_fqdn_are_ordered_by_longest_prefix() {
     let routes = [
@@ -407,9 +409,9 @@ fn v8_two_routes_of_one_fqdn_are_ordered_by_longest_prefix() {
             &["route-guid-1", "route-guid-0"],
             json!([
                 {"match": [{"uri": {"prefix": "/path0/deeper"}}], "route": [
-                    {"destination": {"host": "s-route-1-destination-guid-0"}, "weight": 100, "headers": headers("app-guid-1")}]},
+                    {"destination": {"host": "s-route-1-destination-guid-0", "port": {"number": 8080}}, "weight": 100, "headers": headers("app-guid-1")}]},
                 {"match": [{"uri": {"prefix": "/path0"}}], "route": [
-                    {"destination": {"host": "s-route-0-destination-guid-0"}, "weight": 100, "headers": headers("app-guid-0")}]},
+                    {"destination": {"host": "s-route-0-destination-guid-0", "port": {"number": 9000}}, "weight": 100, "headers": headers("app-guid-0")}]},
             ])
         )]
     );
@@ -614,20 +616,37 @@ fn v11_one_external_fqdn_in_two_namespaces() {
         .collect();
     assert_eq!(namespaces, ["workload-namespace", "workload-namespace"]);
 
-    // Internal (mesh) FQDNs are per namespace: no conflict.
-    let mut a = route(
-        "a",
-        "test0",
-        "",
-        "apps.internal",
-        true,
-        vec![dest("a-dest", 8080, None, "app")],
+    // Upstream (and cfnet before F2 of issue 12) wrote one mesh VirtualService per namespace for an
+    // internal FQDN: two mesh VirtualServices with one host, undefined behaviour in Istio (IST0109). An
+    // internal FQDN now belongs to one namespace too.
+    let a = created(
+        route(
+            "a",
+            "test0",
+            "",
+            "apps.internal",
+            true,
+            vec![dest("a-dest", 8080, None, "app")],
+        ),
+        "2024-01-01T00:00:00Z",
     );
-    let b = in_namespace(a.clone(), "other");
-    a.metadata.namespace = Some(NS.to_owned());
-    let t = translate(&[a, b], &settings());
-    assert!(t.problems.is_empty());
-    assert_eq!(t.virtual_services.len(), 2);
+    let b = created(in_namespace(a.clone(), "other"), "2024-01-02T00:00:00Z");
+    let t = translate(&[b, a], &settings());
+    assert_eq!(t.problems.len(), 1);
+    assert_eq!(
+        (t.problems[0].namespace.as_str(), t.problems[0].reason),
+        ("other", Reason::Conflict)
+    );
+    assert_eq!(
+        t.problems[0].message,
+        "FQDN test0.apps.internal is already served by routes in namespace workload-namespace \
+         (created earlier); delete those routes or use another host"
+    );
+    assert_eq!(t.virtual_services.len(), 1);
+    assert_eq!(
+        t.virtual_services[0].metadata.namespace.as_deref(),
+        Some(NS)
+    );
 }
 
 #[test]
