@@ -30,7 +30,9 @@ pub struct Args {
 
 pub fn run(args: Args) -> ExitCode {
     process::init_logging(LogFormat::Text, "info,kube=warn");
-    process::run_async("bench", bench(args))
+    process::run_async("bench", async {
+        bench(args).await.map_err(process::one_line)
+    })
 }
 
 async fn bench(args: Args) -> anyhow::Result<()> {

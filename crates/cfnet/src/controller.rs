@@ -60,7 +60,11 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    process::run_async("controller", serve(args.kubeconfig, config))
+    process::run_async("controller", async {
+        serve(args.kubeconfig, config)
+            .await
+            .map_err(process::one_line)
+    })
 }
 
 fn config_from(args: &Args) -> anyhow::Result<Config> {

@@ -98,26 +98,7 @@ fn read_object(
             Ok(())
         }
         "Route" if api_version == ROUTE_API_VERSION => {
-            let mut route: Route = serde_path_to_error::deserialize(value).map_err(|e| {
-                let path = e.path().to_string();
-                let inner = e.into_inner().to_string();
-                // serde names a missing field in the message, at its parent's path: join them.
-                match inner
-                    .strip_prefix("missing field `")
-                    .and_then(|rest| rest.strip_suffix('`'))
-                {
-                    Some(field) if path == "." => format!("{at}: Route: field {field}: missing"),
-                    Some(field) => format!("{at}: Route: field {path}.{field}: missing"),
-                    None => format!("{at}: Route: field {path}: {inner}"),
-                }
-            })?;
-            if route.metadata.name.as_deref().unwrap_or("").is_empty() {
-                return Err(format!("{at}: Route: field metadata.name: missing"));
-            }
-            if route.metadata.namespace.as_deref().unwrap_or("").is_empty() {
-                route.metadata.namespace = Some("default".to_owned());
-            }
-            routes.push(route);
+            routes.push(read_route(at, value)?);
             Ok(())
         }
         _ => {
@@ -133,6 +114,30 @@ fn read_object(
             Ok(())
         }
     }
+}
+
+/// A Route document; a missing namespace reads as `default`.
+fn read_route(at: &str, value: Value) -> Result<Route, String> {
+    let mut route: Route = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        // serde names a missing field in the message, at its parent's path: join them.
+        match inner
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.strip_suffix('`'))
+        {
+            Some(field) if path == "." => format!("{at}: Route: field {field}: missing"),
+            Some(field) => format!("{at}: Route: field {path}.{field}: missing"),
+            None => format!("{at}: Route: field {path}: {inner}"),
+        }
+    })?;
+    if route.metadata.name.as_deref().unwrap_or("").is_empty() {
+        return Err(format!("{at}: Route: field metadata.name: missing"));
+    }
+    if route.metadata.namespace.as_deref().unwrap_or("").is_empty() {
+        route.metadata.namespace = Some("default".to_owned());
+    }
+    Ok(route)
 }
 
 fn warn_duplicates(routes: &[Route], warnings: &mut Vec<String>) {

@@ -39,8 +39,14 @@ pub fn init_logging(format: LogFormat, default_filter: &str) {
 /// the commands that print their own progress (`demo`, `dev up`).
 pub const QUIET: &str = "warn,kube_client=off";
 
-/// Runs `work` on a multi-threaded runtime. An error is one `cfnet <command>: <message>` line (with its
-/// causes) on stderr and exit status 1.
+/// An error and its causes on one line, each cause once (kube's errors repeat their source in their
+/// own message, which anyhow's `{:#}` would print twice).
+pub fn one_line(error: anyhow::Error) -> String {
+    cfnet_controller::error_chain(error.as_ref())
+}
+
+/// Runs `work` on a multi-threaded runtime. An error is one `cfnet <command>: <message>` line on stderr
+/// and exit status 1.
 pub fn run_async<E: Display>(command: &str, work: impl Future<Output = Result<(), E>>) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
