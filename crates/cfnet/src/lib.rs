@@ -10,10 +10,11 @@
 pub mod controller;
 pub mod crd;
 pub mod malloc;
-pub mod manifest;
-pub mod process;
+mod manifest;
+mod process;
 pub mod render;
-pub mod tables;
+#[cfg(feature = "dev-tools")]
+mod tables;
 
 #[cfg(feature = "dev-tools")]
 pub mod bench;

@@ -37,6 +37,7 @@ pub fn init_logging(format: LogFormat, default_filter: &str) {
 
 /// Warnings only, and none of kube's: it logs every 500 of /readyz while the API server warms up. For
 /// the commands that print their own progress (`demo`, `dev up`).
+#[cfg(feature = "dev-tools")]
 pub const QUIET: &str = "warn,kube_client=off";
 
 /// An error and its causes on one line, each cause once (kube's errors repeat their source in their
