@@ -415,12 +415,11 @@ mod tests {
 
     #[test]
     fn ready_condition_must_observe_the_applied_generation() {
-        let mut route: Route = serde_json::from_value(serde_json::json!({
-            "apiVersion": "networking.cloudfoundry.org/v1alpha1", "kind": "Route",
-            "metadata": {"name": "r", "namespace": "ns", "generation": 2},
-            "spec": {"host": "h", "url": "h.d", "domain": {"name": "d", "internal": false}, "destinations": []},
-            "status": {"conditions": [{"type": "Ready", "status": "True", "observedGeneration": 1}]}
-        }))
+        let mut route = cfnet_api::fixtures::route("r").namespace("ns").build();
+        route.metadata.generation = Some(2);
+        route.status = serde_json::from_value(serde_json::json!(
+            {"conditions": [{"type": "Ready", "status": "True", "observedGeneration": 1}]}
+        ))
         .unwrap();
         assert!(ready_condition(&route, 2).is_none(), "stale condition");
         if let Some(s) = route.status.as_mut() {

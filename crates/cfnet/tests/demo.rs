@@ -8,11 +8,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{KillOnDrop, processes_naming, signal};
+use common::{KillOnDrop, exit_within, processes_naming, signal};
 use serde_json::Value;
 
 mod common;
@@ -232,6 +232,28 @@ fn demo_exit_when_ready_reports_every_example_and_stops_everything() {
     );
 }
 
+/// The demo's stdout up to and including its `cfnet demo: ready.` line.
+fn read_until_ready(rx: &mpsc::Receiver<String>, demo: &mut Child, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    let mut output = String::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                output.push_str(&line);
+                output.push('\n');
+                if line.starts_with("cfnet demo: ready.") {
+                    return output;
+                }
+            }
+            Err(e) => {
+                let status = demo.try_wait().unwrap();
+                panic!("no ready line ({e}; demo status {status:?}); stdout so far:\n{output}");
+            }
+        }
+    }
+}
+
 #[test]
 fn demo_runs_until_sigint_then_stops_everything() {
     let (_dir, state) = state_dir();
@@ -261,24 +283,7 @@ fn demo_runs_until_sigint_then_stops_everything() {
     });
 
     // Start-up may include installing the binaries on a fresh machine.
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let mut output = String::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => {
-                output.push_str(&line);
-                output.push('\n');
-                if line.starts_with("cfnet demo: ready.") {
-                    break;
-                }
-            }
-            Err(e) => {
-                let status = demo.0.try_wait().unwrap();
-                panic!("no ready line ({e}; demo status {status:?}); stdout so far:\n{output}");
-            }
-        }
-    }
+    let output = read_until_ready(&rx, &mut demo.0, Duration::from_secs(300));
     check_tables(&output);
     let kubectl = format!(
         "KUBECONFIG={} kubectl get routes -A",
@@ -296,17 +301,11 @@ fn demo_runs_until_sigint_then_stops_everything() {
     );
 
     signal(&demo.0, libc::SIGINT);
-    let signalled = Instant::now();
-    let status = loop {
-        if let Some(status) = demo.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            signalled.elapsed() < Duration::from_secs(15),
-            "cfnet demo did not stop within 15 s of SIGINT"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = exit_within(
+        &mut demo.0,
+        Duration::from_secs(15),
+        "cfnet demo after SIGINT",
+    );
     let stderr = stderr_reader.join().unwrap();
     assert!(
         status.success(),

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{KillOnDrop, processes_naming};
+use common::{KillOnDrop, exit_within, processes_naming};
 use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
@@ -70,17 +70,11 @@ fn run_until_ready_then_signal(signal: libc::c_int) {
     });
 
     common::signal(&child.0, signal);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "cfnet dev up did not stop on signal {signal}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = exit_within(
+        &mut child.0,
+        Duration::from_secs(20),
+        &format!("cfnet dev up after signal {signal}"),
+    );
     assert!(
         status.success(),
         "cfnet dev up exits 0 on signal {signal}: {status}"

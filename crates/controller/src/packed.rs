@@ -7,7 +7,7 @@
 
 use std::sync::{Arc, LazyLock};
 
-use cfnet_api::{FINALIZER, Route};
+use cfnet_api::{FINALIZER, READY, ROUTE_API_VERSION, Reason, Route};
 use cfnet_translate::ROUTE_LABELS;
 
 use crate::small_set::Named;
@@ -35,7 +35,7 @@ static DICTIONARY: LazyLock<Vec<u8>> = LazyLock::new(|| {
         .collect();
     let time = "2000-01-01T00:00:00Z";
     let template = serde_json::json!({
-        "apiVersion": "networking.cloudfoundry.org/v1alpha1", "kind": "Route",
+        "apiVersion": ROUTE_API_VERSION, "kind": "Route",
         "metadata": {"creationTimestamp": time, "finalizers": [FINALIZER], "generation": 1,
                      "labels": labels, "name": guid, "namespace": "cf-workloads",
                      "resourceVersion": "1", "uid": guid},
@@ -45,7 +45,7 @@ static DICTIONARY: LazyLock<Vec<u8>> = LazyLock::new(|| {
                                    "app": {"guid": guid, "process": {"type": "web"}},
                                    "selector": {"matchLabels": {"cloudfoundry.org/app_guid": guid,
                                                                 "cloudfoundry.org/process_type": "web"}}}]},
-        "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Programmed",
+        "status": {"conditions": [{"type": READY, "status": "True", "reason": Reason::Programmed.as_str(),
                                    "message": "programmed in VirtualService cf-workloads/vs-",
                                    "lastTransitionTime": time, "observedGeneration": 1}]}
     });

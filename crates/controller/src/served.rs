@@ -1,7 +1,9 @@
 //! Objects as the API server serves them once the controller has programmed them, for the unit tests
 //! that measure or pack what the index keeps.
 
-use cfnet_api::{Condition, ConditionStatus, FINALIZER, READY, Route, RouteStatus, fixtures};
+use cfnet_api::{
+    Condition, ConditionStatus, FINALIZER, READY, Reason, Route, RouteStatus, fixtures,
+};
 
 /// A Cloud Controller guid: `what` and `i` make it unique.
 pub fn guid(what: &str, i: usize) -> String {
@@ -29,7 +31,7 @@ pub fn cloud_controller_route(i: usize) -> Route {
         conditions: vec![Condition {
             type_: READY.to_owned(),
             status: ConditionStatus::True,
-            reason: Some("Programmed".to_owned()),
+            reason: Some(Reason::Programmed.as_str().to_owned()),
             message: Some(
                 "programmed in VirtualService cf-workloads/vs-23eae7945b37ad54e25ac076a742c82495d1d228f3a784a6992f98c90b432d93"
                     .to_owned(),

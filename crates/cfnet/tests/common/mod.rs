@@ -2,7 +2,8 @@
 #![allow(dead_code)]
 
 use std::path::Path;
-use std::process::Child;
+use std::process::{Child, ExitStatus};
+use std::time::{Duration, Instant};
 
 /// Kills the child if the test fails half-way (its servers then die through PDEATHSIG).
 pub struct KillOnDrop(pub Child);
@@ -47,4 +48,19 @@ pub fn processes_naming(dir: &Path, except: u32) -> Vec<String> {
                 .then(|| format!("{pid}: {cmdline}"))
         })
         .collect()
+}
+
+/// Waits for `child` to exit; fails the test naming `what` after `within`.
+pub fn exit_within(child: &mut Child, within: Duration, what: &str) -> ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: still running after {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

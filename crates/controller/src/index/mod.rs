@@ -87,7 +87,7 @@ pub struct Snapshot {
 
 /// A write of the reconcile, as [`Index::record_write`] takes it back.
 pub(crate) enum ChildWrite<C> {
-    /// What the API returned for an apply (or a lookup).
+    /// What the API returned for an apply (with its repair patch, if one was needed).
     Applied(Cached<C>),
     /// Deleted by the reconcile (the watch's deletion may come later).
     Deleted(ObjId),
@@ -328,9 +328,9 @@ impl Index {
 
     // ---- The one back edge: the reconcile's own writes --------------------------------------------
 
-    /// Records what a write of the reconcile left on the API server: the response of an apply (or of a
-    /// lookup), or a delete. Without it, the next reconcile of the key, which may run before the watch
-    /// delivers the same change, would see the old object and write again. This is the only way data
+    /// Records what a write of the reconcile left on the API server: the response of an apply, or a
+    /// delete. Without it, the next reconcile of the key, which may run before the watch delivers the
+    /// same change, would see the old object and write again. This is the only way data
     /// flows back from the writes into the index; everything else comes from the watches. An apply
     /// response older than what the watch delivered (or than a deletion it reported) is dropped, see
     /// [`ChildStore::superseded`]. Enqueues nothing: the reconcile that wrote already acts on it.
