@@ -162,17 +162,7 @@ fn the_claim_index_requeues_the_other_namespace_of_an_internal_fqdn() {
 // ---- F3: no two entries of one FQDN with one Envoy match ---------------------------------------------
 
 fn on_app(name: &str, path: &str, guid: &'static str, created_at: &str) -> Route {
-    created(
-        route(
-            name,
-            "app",
-            path,
-            "apps.example.com",
-            false,
-            vec![dest(guid, 8080, None, "app")],
-        ),
-        created_at,
-    )
+    created(app_route(name, path, guid, "app"), created_at)
 }
 
 #[test]

@@ -60,6 +60,19 @@ pub fn route(
         .build()
 }
 
+/// Route `name` on app.apps.example.com at `path`, one destination `guid` (port 8080, no weight) of
+/// app `app`.
+pub fn app_route(name: &str, path: &str, guid: &'static str, app: &'static str) -> Route {
+    route(
+        name,
+        "app",
+        path,
+        "apps.example.com",
+        false,
+        vec![dest(guid, 8080, None, app)],
+    )
+}
+
 pub fn in_namespace(mut r: Route, ns: &str) -> Route {
     r.metadata.namespace = Some(ns.to_owned());
     r
