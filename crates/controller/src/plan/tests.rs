@@ -363,3 +363,39 @@ fn a_route_without_destinations_is_programmed_but_says_nothing_is_routed() {
         )
     );
 }
+
+/// (what holds the desired Service's name, does the watch see every Service) → action.
+#[test]
+fn the_action_follows_what_holds_the_name() {
+    let k = key_of(vec![programmed("r1")]);
+    let desired = &k.translation.services[0];
+    let same = Cached::new(desired.clone());
+    let changed = cached_service("s-d-r1", FQDN, &["r1"]);
+    let foreign = cached_service("s-d-r1", FQDN, &[]);
+    let cases: [(&str, Option<&Cached<Service>>, bool, Action); 6] = [
+        (
+            "nothing, complete watch",
+            None,
+            true,
+            Action::Apply { create: true },
+        ),
+        ("nothing, partial watch", None, false, Action::Lookup),
+        ("ours, as desired", Some(&same), false, Action::Unchanged),
+        (
+            "ours, changed",
+            Some(&*changed),
+            false,
+            Action::Apply { create: false },
+        ),
+        ("foreign", Some(&*foreign), false, Action::Foreign),
+        (
+            "foreign, complete watch",
+            Some(&*foreign),
+            true,
+            Action::Foreign,
+        ),
+    ];
+    for (case, current, complete, expected) in cases {
+        assert_eq!(action(desired, current, complete), expected, "{case}");
+    }
+}
