@@ -62,14 +62,20 @@ fn endpoint(addr: &str, timeout: Duration) -> Result<Endpoint, Error> {
 }
 
 impl Stream {
-    async fn open(addr: &str, proxy: &Proxy, timeout: Duration) -> Result<Self, Error> {
+    /// Connects and opens the stream by `deadline` (`timeout` is the caller's whole budget, for messages).
+    async fn open(
+        addr: &str,
+        proxy: &Proxy,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<Self, Error> {
         let node = proxy.node_id();
         let endpoint = endpoint(addr, timeout)?;
         let unreachable = |reason: String| Error::Unreachable {
             addr: addr.to_owned(),
             reason,
         };
-        let channel: Channel = tokio::time::timeout(timeout, endpoint.connect())
+        let channel: Channel = tokio::time::timeout_at(deadline, endpoint.connect())
             .await
             .map_err(|_| unreachable(format!("no connection within {timeout:?}")))?
             .map_err(|e| unreachable(chain(&e)))?;
@@ -82,16 +88,17 @@ impl Stream {
             // The receiver is alive: it is moved into the call below.
             let _ = requests.unbounded_send(request);
         }
-        let responses = tokio::time::timeout(timeout, client.stream_aggregated_resources(outgoing))
-            .await
-            .map_err(|_| unreachable(format!("no answer to the stream within {timeout:?}")))?
-            .map_err(|status| Error::Refused {
-                addr: addr.to_owned(),
-                node: node.clone(),
-                code: format!("{:?}", status.code()),
-                message: status.message().to_owned(),
-            })?
-            .into_inner();
+        let responses =
+            tokio::time::timeout_at(deadline, client.stream_aggregated_resources(outgoing))
+                .await
+                .map_err(|_| unreachable(format!("no answer to the stream within {timeout:?}")))?
+                .map_err(|status| Error::Refused {
+                    addr: addr.to_owned(),
+                    node: node.clone(),
+                    code: format!("{:?}", status.code()),
+                    message: status.message().to_owned(),
+                })?
+                .into_inner();
         tracing::debug!(addr, node, "xDS stream open");
         Ok(Stream {
             addr: addr.to_owned(),
@@ -191,7 +198,7 @@ impl Stream {
 /// the whole call (connect included).
 pub async fn fetch(addr: &str, proxy: &Proxy, timeout: Duration) -> Result<ProxyConfig, Error> {
     let deadline = Instant::now() + timeout;
-    let mut stream = Stream::open(addr, proxy, timeout).await?;
+    let mut stream = Stream::open(addr, proxy, deadline, timeout).await?;
     stream.until_complete(deadline, timeout).await?;
     Ok(stream.ads.config().clone())
 }
@@ -229,7 +236,7 @@ impl Subscription {
     /// Connects and waits until the first complete configuration (within `timeout`).
     pub async fn start(addr: &str, proxy: &Proxy, timeout: Duration) -> Result<Self, Error> {
         let deadline = Instant::now() + timeout;
-        let mut stream = Stream::open(addr, proxy, timeout).await?;
+        let mut stream = Stream::open(addr, proxy, deadline, timeout).await?;
         let mut seq = 0;
         let (received, at) = loop {
             let step = tokio::time::timeout_at(deadline, stream.step())
@@ -359,5 +366,84 @@ impl Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHORT: Duration = Duration::from_secs(2);
+
+    /// A loopback port nothing listens on: bound, then released.
+    fn closed_port() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        drop(listener);
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_unreachable_with_what_to_do() {
+        let addr = closed_port();
+        let err = fetch(&addr, &Proxy::default(), SHORT).await.unwrap_err();
+        assert!(matches!(err, Error::Unreachable { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.starts_with(&format!("istiod at {addr} is not reachable (")),
+            "{text}"
+        );
+        assert!(text.contains("refused"), "{text}");
+        assert!(
+            text.ends_with("start it with `cfnet dev up --istiod` or pass --xds"),
+            "{text}"
+        );
+        let err = Subscription::start(&addr, &Proxy::default(), SHORT)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Unreachable { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_times_out_within_the_timeout() {
+        // Accepts TCP connections and never answers, like a hung istiod.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let held = tokio::spawn(async move {
+            let mut conns = Vec::new();
+            while let Ok((conn, _)) = listener.accept().await {
+                conns.push(conn);
+            }
+        });
+        let started = std::time::Instant::now();
+        let err = fetch(&addr, &Proxy::default(), Duration::from_millis(500))
+            .await
+            .unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            matches!(err, Error::Unreachable { .. } | Error::Incomplete { .. }),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains(&format!("istiod at {addr}")),
+            "{err}"
+        );
+        held.abort();
+    }
+
+    #[tokio::test]
+    async fn bad_addresses_say_what_to_pass() {
+        for addr in ["127.0.0.1", "https://127.0.0.1:15012", "not a uri:1"] {
+            let err = fetch(addr, &Proxy::default(), SHORT).await.unwrap_err();
+            assert!(
+                matches!(err, Error::InvalidAddress { .. }),
+                "{addr}: {err:?}"
+            );
+            assert!(err.to_string().contains("HOST:PORT"), "{err}");
+        }
     }
 }
