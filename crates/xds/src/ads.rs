@@ -145,15 +145,20 @@ impl AdsState {
             }
             ResourceKind::RouteConfiguration | ResourceKind::ClusterLoadAssignment => {}
         }
-        let rds = self.types[&ResourceKind::RouteConfiguration].names.clone();
-        let eds = self.types[&ResourceKind::ClusterLoadAssignment]
-            .names
-            .clone();
+        let rds = self.subscription(ResourceKind::RouteConfiguration);
+        let eds = self.subscription(ResourceKind::ClusterLoadAssignment);
         self.config.retain(&rds, &eds);
         Step {
             requests,
             received: Some(received),
         }
+    }
+
+    fn subscription(&self, kind: ResourceKind) -> BTreeSet<String> {
+        self.types
+            .get(&kind)
+            .map(|t| t.names.clone())
+            .unwrap_or_default()
     }
 
     /// A request for the new subscription of a named type, if it changed and is worth sending.

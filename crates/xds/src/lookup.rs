@@ -101,7 +101,7 @@ pub fn route_matches(m: &RouteMatch, path: &str) -> bool {
         }
         Some(route_match::PathSpecifier::PathSeparatedPrefix(p)) => {
             starts_with(bare, p, case_sensitive)
-                && (bare.len() == p.len() || bare.as_bytes()[p.len()] == b'/')
+                && matches!(bare.as_bytes().get(p.len()), None | Some(b'/'))
         }
         Some(route_match::PathSpecifier::SafeRegex(r)) => {
             regex::Regex::new(&format!("^(?:{})$", r.regex))

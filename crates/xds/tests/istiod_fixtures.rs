@@ -353,6 +353,14 @@ fn sidecar_sees_the_internal_route_and_the_views_show_its_missing_cluster() {
             .iter()
             .any(|c| c.handler.starts_with("inline:"))
     );
+    // istiod sets ignore_port_in_host_matching on sidecar route configurations: `s-dest-backend:8080` finds the
+    // Service's virtual host (short name), not `allow_any`.
+    let by_port = config.lookup("s-dest-backend", Some(8080), "/");
+    let hit = by_port.iter().find(|h| h.route_config == "8080").unwrap();
+    assert_eq!(
+        hit.virtual_host,
+        "s-dest-backend.cf-workloads.svc.cluster.local:8080"
+    );
     // The sidecar's own workload (labels app-frontend) gets an inbound cluster for its Service port.
     assert!(config.clusters.contains_key("inbound|8080||"));
 }

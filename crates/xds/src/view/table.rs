@@ -18,7 +18,8 @@ fn render(header: &[&str], rows: Vec<Vec<String>>) -> String {
         for (i, cell) in cells.into_iter().enumerate() {
             out.push_str(&cell);
             if i < last {
-                let pad = widths[i] - cell.chars().count() + 3;
+                let width = widths.get(i).copied().unwrap_or_default();
+                let pad = width.saturating_sub(cell.chars().count()) + 3;
                 out.extend(std::iter::repeat_n(' ', pad));
             }
         }
