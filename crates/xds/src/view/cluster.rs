@@ -60,6 +60,15 @@ pub fn clusters(config: &ProxyConfig) -> Vec<ClusterView> {
         .collect()
 }
 
+impl ProxyConfig {
+    /// One cluster's view (type, endpoint counts), `None` when CDS does not have it: what `cfnet explain`
+    /// reports for each cluster a route names.
+    pub fn cluster_view(&self, name: &str) -> Option<ClusterView> {
+        let c = self.clusters.get(name)?;
+        Some(cluster_view(c, self.load_assignment(c)))
+    }
+}
+
 pub fn cluster_view(c: &Cluster, load_assignment: Option<&ClusterLoadAssignment>) -> ClusterView {
     let discovery_type = match &c.cluster_discovery_type {
         Some(cluster::ClusterDiscoveryType::Type(t)) => cluster::DiscoveryType::try_from(*t)
@@ -152,6 +161,26 @@ mod tests {
                  "healthy_endpoints": null, "direction": "outbound", "port": 80, "subset": "",
                  "host": "s-2.apps.svc.cluster.local"}
             ])
+        );
+    }
+
+    #[test]
+    fn one_cluster_by_name() {
+        let eds = cluster_eds("outbound|8080||s-1.apps.svc.cluster.local");
+        let config = ProxyConfig {
+            clusters: [(eds.name.clone(), Arc::new(eds.clone()))].into(),
+            endpoints: [(
+                eds.name.clone(),
+                Arc::new(load_assignment(&eds.name, &[1, 1])),
+            )]
+            .into(),
+            ..ProxyConfig::default()
+        };
+        let view = config.cluster_view(&eds.name).unwrap();
+        assert_eq!((view.endpoints, view.healthy_endpoints), (Some(2), Some(2)));
+        assert_eq!(
+            config.cluster_view("outbound|80||s-1.apps.svc.cluster.local"),
+            None
         );
     }
 
