@@ -80,7 +80,9 @@ impl Stream {
             .await
             .map_err(|_| unreachable(format!("no connection within {timeout:?}")))?
             // tonic's top-level text is only "transport error"; the cause is in its sources.
-            .map_err(|e| unreachable(chain(&e).trim_start_matches("transport error: ").to_owned()))?;
+            .map_err(|e| {
+                unreachable(chain(&e).trim_start_matches("transport error: ").to_owned())
+            })?;
         let mut client = AggregatedDiscoveryServiceClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
