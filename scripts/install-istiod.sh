@@ -23,7 +23,10 @@ command -v go >/dev/null || { log "go is required to build istiod (https://go.de
 mkdir -p "$BIN"
 # One build at a time per cache: parallel test binaries may all find istiod missing.
 exec 9>"$CACHE/install-istiod.lock"
-flock 9
+if ! flock -n 9; then
+  log "another istiod build holds $CACHE/install-istiod.lock; waiting for it"
+  flock 9
+fi
 if [[ -x "$BIN/pilot-discovery" && "$(installed_version)" == "$ISTIO_VERSION" ]]; then
   echo "version=$ISTIO_VERSION path=$BIN/pilot-discovery"
   exit 0
