@@ -38,9 +38,8 @@ pub const ISTIO_NAMESPACE: &str = "istio-system";
 /// How to run istiod. `IstiodOptions::default()`: Gateway API off, Istio's validating webhook on.
 #[derive(Clone, Debug)]
 pub struct IstiodOptions {
-    /// `PILOT_ENABLE_GATEWAY_API=true`: istiod also translates Gateway API objects. Their CRDs must be in the
-    /// API server (a [`crate::Options`] setting installs them); without them istiod logs that it cannot watch
-    /// them and serves Istio objects only.
+    /// `PILOT_ENABLE_GATEWAY_API=true`: istiod also translates Gateway API objects. Their CRDs come from a
+    /// control-plane option; without them istiod starts all the same and waits for them (docs/istio.md).
     pub gateway_api: bool,
     /// Register Istio's validating webhook with the API server (served by this istiod over HTTPS on
     /// 127.0.0.1 with a fresh certificate), so invalid Istio objects are refused as on a real cluster. It is
