@@ -43,7 +43,8 @@ pub struct IstiodOptions {
     pub gateway_api: bool,
     /// Register Istio's validating webhook with the API server (served by this istiod over HTTPS on
     /// 127.0.0.1 with a fresh certificate), so invalid Istio objects are refused as on a real cluster. It is
-    /// removed again when the `Istiod` is stopped or dropped.
+    /// removed again when the `Istiod` is stopped or dropped. The configuration has one fixed name, like Istio's:
+    /// at most one `Istiod` per control plane should have it on.
     pub validation_webhook: bool,
     /// Extra environment of istiod, set after ours (so it may override), e.g. `PILOT_DEBOUNCE_AFTER=10ms`.
     pub env: Vec<(String, String)>,
