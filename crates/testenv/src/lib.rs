@@ -10,13 +10,17 @@
 //! ```
 //!
 //! Dropping the [`ControlPlane`] stops both servers and removes the temp dir; the servers also die with the
-//! process if it is killed (see `process.rs`).
+//! process if it is killed (see `process.rs`). [`Istiod`] adds istiod against it (`istiod.rs`).
 
 mod binaries;
+pub mod chart;
 mod crds;
 mod error;
 pub mod install;
+pub mod istio_webhook;
+pub mod istiod;
 mod kubeconfig;
+pub mod mesh_config;
 mod process;
 mod secrets;
 
@@ -30,9 +34,10 @@ use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::Client;
 use kube::api::{Api, ObjectMeta, PostParams};
 
-pub use binaries::{Binaries, cache_bin_dir, locate as locate_binaries};
+pub use binaries::{Binaries, cache_bin_dir, locate as locate_binaries, locate_istiod};
 pub use crds::all_crds;
 pub use error::Error;
+pub use istiod::{Istiod, IstiodOptions};
 
 use process::Server;
 
@@ -282,6 +287,11 @@ impl ControlPlane {
             crds::wait_established(client.clone(), names, deadline).await?;
             tracing::debug!(elapsed = ?started.elapsed(), "CRDs Established");
         }
+        if graceful {
+            // A kept state dir may hold the Istio webhook configuration of a run that was killed: pointing at
+            // a dead istiod with `failurePolicy: Fail`, it would refuse every Istio write.
+            istio_webhook::remove(client.clone()).await?;
+        }
         kubeconfig::write_atomically(&kubeconfig_path, &admin_yaml)?;
         let startup = started.elapsed();
         tracing::info!(%server_url, %version, ?startup, dir = %root.display(), "local control plane ready");
@@ -332,6 +342,11 @@ impl ControlPlane {
     /// Time from the call to `start` until the API server was ready and the CRDs were Established.
     pub fn startup_duration(&self) -> Duration {
         self.startup
+    }
+
+    /// Whether the state dir is kept (`Options::state_dir`): servers then get SIGTERM before SIGKILL.
+    pub(crate) fn keeps_state(&self) -> bool {
+        matches!(self.dir, StateDir::Kept(_))
     }
 
     /// Process ids of (etcd, kube-apiserver).
@@ -548,6 +563,7 @@ async fn install_missing_binaries() -> Result<Binaries, Error> {
     })
     .await;
     installed.map_err(|e| Error::InstallerFailed {
+        installer: "the control-plane installer",
         status: e.to_string(),
     })?
 }
