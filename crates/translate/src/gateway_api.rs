@@ -246,8 +246,8 @@ pub fn match_key(path: &str) -> &str {
 /// a larger one is split by the next bit of the hash, and each half is partitioned the same way. The
 /// suffix is the shard's bit string; the shard of all-zero bits (the only one while the FQDN has at most
 /// 16 rules) has the empty suffix and keeps the base name. It is a function of the set of paths alone, and
-/// adding or removing a route changes one shard, or splits or merges one pair of shards (at most 17 rules
-/// move), where chunks in url order would shift every rule after it.
+/// adding or removing a route touches only the shard it falls in, which may split (or merge with its
+/// neighbours): at most 16 other rules move, where chunks in url order would shift every rule after it.
 ///
 /// Which HTTPRoute holds a rule does not change where a request goes: Gateway API orders the matches of
 /// all HTTPRoutes of a host together (longest PathPrefix first), and no two rules of an FQDN have one
