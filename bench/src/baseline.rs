@@ -74,6 +74,7 @@ pub async fn run(
 
     let settings = Settings {
         gateway: gateway.to_string(),
+        ..Default::default()
     };
     let mut work = Vec::with_capacity(created.len());
     for route in &created {

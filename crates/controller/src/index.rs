@@ -600,7 +600,8 @@ mod tests {
                 .snapshot(
                     &key("ns", "a"),
                     &Settings {
-                        gateway: "g".into()
+                        gateway: "g".into(),
+                        ..Default::default()
                     }
                 )
                 .routes
@@ -713,6 +714,7 @@ mod tests {
             &key("ns", "a"),
             &Settings {
                 gateway: "g".into(),
+                ..Default::default()
             },
         );
         assert!(snap.services.contains_key("s-d"));

@@ -204,6 +204,7 @@ impl Controller {
             index: Arc::clone(&index),
             settings: Settings {
                 gateway: config.gateway.clone(),
+                ..Default::default()
             },
             metrics: Arc::clone(&metrics),
             reporter: Reporter {

@@ -35,7 +35,7 @@ use kube::Client;
 use kube::api::{Api, ObjectMeta, PostParams};
 
 pub use binaries::{Binaries, cache_bin_dir, locate as locate_binaries, locate_istiod};
-pub use crds::all_crds;
+pub use crds::{all_crds, gateway_api_crds};
 pub use error::Error;
 pub use istiod::{Istiod, IstiodOptions};
 
@@ -49,6 +49,9 @@ pub struct Options {
     pub state_dir: Option<PathBuf>,
     /// Install the Route and Istio CRDs and wait until they are Established.
     pub install_crds: bool,
+    /// Also install the Gateway API standard CRDs (sigs.k8s.io/gateway-api v1.6.3, with their CEL rules)
+    /// and wait until they are Established. Off by default.
+    pub gateway_api_crds: bool,
     /// Give up when kube-apiserver is not ready after this long.
     pub ready_timeout: Duration,
     /// Extra kube-apiserver flags (`--name=value`), appended after ours.
@@ -64,6 +67,7 @@ impl Default for Options {
         Options {
             state_dir: None,
             install_crds: true,
+            gateway_api_crds: false,
             ready_timeout: Duration::from_secs(60),
             extra_apiserver_args: Vec::new(),
             install_missing: true,
@@ -269,7 +273,10 @@ impl ControlPlane {
             &admin_yaml,
             deadline,
             options.ready_timeout,
-            options.install_crds,
+            crds::Selection {
+                route_and_istio: options.install_crds,
+                gateway_api: options.gateway_api_crds,
+            },
         )
         .await?;
         let version = client
@@ -481,7 +488,7 @@ async fn wait_until_ready(
     admin_yaml: &str,
     deadline: Instant,
     timeout: Duration,
-    install_crds: bool,
+    crds: crds::Selection,
 ) -> Result<(Client, Option<AbortOnDrop<CrdApplied>>), Error> {
     let mut client: Option<Client> = None;
     let mut crd_apply = None;
@@ -496,9 +503,9 @@ async fn wait_until_ready(
             // The server may still be writing the certificate: a failure here is retried until the deadline.
             match kubeconfig::client_from_yaml(admin_yaml, "for the admin").await {
                 Ok(c) => {
-                    if install_crds {
+                    if !crds.is_empty() {
                         // Runs while the server finishes starting: CRD establishment overlaps the wait.
-                        let apply = crds::apply_all(c.clone(), deadline);
+                        let apply = crds::apply_all(c.clone(), crds, deadline);
                         crd_apply = Some(AbortOnDrop(tokio::spawn(apply)));
                     }
                     client = Some(c);

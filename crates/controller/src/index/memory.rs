@@ -95,6 +95,7 @@ fn watched(i: usize) -> (PackedRoute, CachedService, CachedVirtualService) {
     };
     let settings = Settings {
         gateway: "cf-system/istio-ingressgateway".into(),
+        ..Default::default()
     };
     let mut translation = translate_fqdn(&key, &[&route], &ClaimIndex::new(), &settings);
     let mut svc = translation.services.remove(0);
