@@ -370,7 +370,7 @@ fn defaults_render_the_ingress_path_mtls_sidecar_and_access_log() {
     let sidecar = find(&objs, "Sidecar", "cf-workloads", "default");
     assert_eq!(
         sidecar["spec"],
-        json!({"egress": [{"hosts": ["cf-system/*", "istio-system/*"]}]})
+        json!({"egress": [{"hosts": ["./*", "cf-system/*", "istio-system/*"]}]})
     );
 
     let mesh = find(&objs, "ConfigMap", "istio-system", "cf-k8s-networking-mesh");
