@@ -118,6 +118,7 @@ pub async fn run(
 fn translated(created: &[Route], namespace: &str, gateway: &str) -> Result<Vec<Work>, BenchError> {
     let settings = Settings {
         gateway: gateway.to_string(),
+        ..Default::default()
     };
     let mut work = Vec::with_capacity(created.len());
     for route in created {

@@ -1,5 +1,6 @@
 //! Data types cfnet reads and writes: the Cloud Foundry `Route` custom resource, the subset of the Istio
-//! `VirtualService` that cfnet generates, the conditions and reasons it reports on a Route, and the one
+//! `VirtualService` that cfnet generates, the subset of the Gateway API `HTTPRoute` it generates instead
+//! in gateway-api mode ([`gateway_api`]), the conditions and reasons it reports on a Route, and the one
 //! home of the names shared by the crates (label and annotation keys, field manager, apiVersion). Data
 //! only: no I/O. With the feature `fixtures`, [`fixtures`] builds Routes for tests and the benchmark.
 
@@ -7,6 +8,7 @@ pub mod condition;
 pub mod crd;
 #[cfg(feature = "fixtures")]
 pub mod fixtures;
+pub mod gateway_api;
 pub mod reason;
 pub mod route;
 pub mod virtual_service;
@@ -42,12 +44,13 @@ pub const SPACE_GUID_LABEL: &str = "cloudfoundry.org/space_guid";
 /// Organization of a Route (Cloud Controller's label); becomes the CF-Organization-Id header.
 pub const ORG_GUID_LABEL: &str = "cloudfoundry.org/org_guid";
 
-/// Label put on every Service and VirtualService cfnet writes, so that they can be selected and watched.
+/// Label put on every Service, VirtualService and HTTPRoute cfnet writes, so that they can be selected and
+/// watched.
 /// Ownership itself is decided by the ownerReference to a Route (what the Go controller wrote too).
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// Value of [`MANAGED_BY_LABEL`] on cfnet's objects.
 pub const MANAGED_BY_VALUE: &str = "cfnet-routecontroller";
-/// Annotation on a VirtualService naming the FQDN it serves (upstream name).
+/// Annotation on a VirtualService or HTTPRoute naming the FQDN it serves (upstream name).
 pub const FQDN_ANNOTATION: &str = "cloudfoundry.org/fqdn";
 /// Annotation on a Service naming the FQDN of the Route it was made for (upstream name).
 pub const ROUTE_FQDN_ANNOTATION: &str = "cloudfoundry.org/route-fqdn";

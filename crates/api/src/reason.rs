@@ -1,6 +1,6 @@
 //! Why a Route is (not) programmed: the `reason` of its Ready condition and of the Events about it. One
-//! vocabulary for the translation (which finds Invalid and Conflict) and the controller (which adds
-//! Conflict with foreign objects, ApplyFailed and Programmed).
+//! vocabulary for the translation (which finds Invalid, Conflict and Unsupported) and the controller
+//! (which adds Conflict with foreign objects, ApplyFailed and Programmed).
 
 use std::fmt;
 
@@ -15,6 +15,9 @@ pub enum Reason {
     Conflict,
     /// The API refused or failed a write of one of the route's children; the controller retries.
     ApplyFailed,
+    /// The route passes every check but the configured routing API cannot express it (in gateway-api
+    /// mode: an internal route, or more than 16 destinations).
+    Unsupported,
 }
 
 impl Reason {
@@ -25,6 +28,7 @@ impl Reason {
             Reason::Invalid => "Invalid",
             Reason::Conflict => "Conflict",
             Reason::ApplyFailed => "ApplyFailed",
+            Reason::Unsupported => "Unsupported",
         }
     }
 
@@ -51,9 +55,19 @@ mod tests {
             Reason::Invalid,
             Reason::Conflict,
             Reason::ApplyFailed,
+            Reason::Unsupported,
         ];
         let names: Vec<String> = all.iter().map(ToString::to_string).collect();
-        assert_eq!(names, ["Programmed", "Invalid", "Conflict", "ApplyFailed"]);
+        assert_eq!(
+            names,
+            [
+                "Programmed",
+                "Invalid",
+                "Conflict",
+                "ApplyFailed",
+                "Unsupported"
+            ]
+        );
         assert_eq!(
             all.iter().filter(|r| r.is_ready()).collect::<Vec<_>>(),
             [&Reason::Programmed]

@@ -110,6 +110,7 @@ pub fn render(sources: &[(String, String)], gateway: &str, format: Format) -> Ou
 
     let settings = Settings {
         gateway: gateway.to_owned(),
+        ..Default::default()
     };
     let translation = translate(&routes, &settings);
     for p in &translation.problems {

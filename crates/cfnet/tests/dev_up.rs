@@ -1,7 +1,8 @@
-//! The `cfnet dev up --state-dir DIR` contract (used by acceptance checks outside the repository):
-//! DIR/kubeconfig appears once the API server is ready with the CRDs installed; SIGTERM/SIGINT stop
-//! everything cleanly; a missing binary names `cfnet dev install`.
-//! Fails (never skips) when etcd/kube-apiserver are missing: install them with `cfnet dev install`.
+//! The `cfnet dev up --state-dir DIR [--istiod]` contract (used by acceptance checks outside the repository):
+//! DIR/kubeconfig appears once the API server is ready with the CRDs installed; with `--istiod`, DIR/istiod
+//! (the plaintext xDS address `127.0.0.1:PORT` and a newline) appears once istiod is ready; SIGTERM/SIGINT stop
+//! everything cleanly and remove both files; a missing binary names `cfnet dev install`.
+//! Fails (never skips) when a binary is missing: install them with `cfnet dev install`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails where its setup does
 
 use std::path::Path;
@@ -30,23 +31,41 @@ fn wait_for_file(path: &Path, child: &mut Child, within: Duration) {
     panic!("{} did not appear within {within:?}", path.display());
 }
 
-fn run_until_ready_then_signal(signal: libc::c_int) {
+fn run_until_ready_then_signal(signal: libc::c_int, istiod: bool) {
     let state = tempfile::tempdir().unwrap();
     let kubeconfig = state.path().join("kubeconfig");
+    let istiod_file = state.path().join("istiod");
+    let mut command = Command::new(CFNET);
+    command.args(["dev", "up", "--state-dir"]).arg(state.path());
+    if istiod {
+        command.arg("--istiod");
+    }
     let mut child = KillOnDrop(
-        Command::new(CFNET)
-            .args(["dev", "up", "--state-dir"])
-            .arg(state.path())
+        command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap(),
     );
     wait_for_file(&kubeconfig, &mut child.0, Duration::from_secs(60));
+    if istiod {
+        wait_for_file(&istiod_file, &mut child.0, Duration::from_secs(60));
+        let contents = std::fs::read_to_string(&istiod_file).unwrap();
+        let addr = contents
+            .strip_suffix('\n')
+            .unwrap_or_else(|| panic!("DIR/istiod ends with a newline: {contents:?}"));
+        let addr: std::net::SocketAddr = addr
+            .parse()
+            .unwrap_or_else(|e| panic!("DIR/istiod holds an address: {contents:?}: {e}"));
+        assert_eq!(addr.ip().to_string(), "127.0.0.1", "{contents:?}");
+        std::net::TcpStream::connect(addr).expect("istiod's xDS port accepts connections");
+    } else {
+        assert!(!istiod_file.exists(), "no DIR/istiod without --istiod");
+    }
     assert_eq!(
         processes_naming(state.path(), child.0.id()).len(),
-        2,
-        "etcd and kube-apiserver run"
+        if istiod { 3 } else { 2 },
+        "etcd and kube-apiserver (and istiod) run"
     );
 
     // The kubeconfig works as soon as it exists, and the CRDs are already there.
@@ -88,6 +107,10 @@ fn run_until_ready_then_signal(signal: libc::c_int) {
         !kubeconfig.exists(),
         "the stale kubeconfig is removed on exit"
     );
+    assert!(
+        !istiod_file.exists(),
+        "the stale DIR/istiod is removed on exit"
+    );
     let mut out = String::new();
     std::io::Read::read_to_string(&mut child.0.stdout.take().unwrap(), &mut out).unwrap();
     assert!(
@@ -98,12 +121,51 @@ fn run_until_ready_then_signal(signal: libc::c_int) {
 
 #[test]
 fn dev_up_writes_a_working_kubeconfig_and_stops_on_sigterm() {
-    run_until_ready_then_signal(libc::SIGTERM);
+    run_until_ready_then_signal(libc::SIGTERM, false);
 }
 
 #[test]
 fn dev_up_stops_on_sigint() {
-    run_until_ready_then_signal(libc::SIGINT);
+    run_until_ready_then_signal(libc::SIGINT, false);
+}
+
+#[test]
+fn dev_up_istiod_writes_the_xds_address_and_stops_on_sigterm() {
+    run_until_ready_then_signal(libc::SIGTERM, true);
+}
+
+#[test]
+fn dev_up_istiod_without_pilot_discovery_names_the_install_command() {
+    // A cache holding the control plane but not istiod.
+    let binaries = cfnet_testenv::locate_binaries()
+        .expect("etcd and kube-apiserver are installed (`cfnet dev install`)");
+    let cache = tempfile::tempdir().unwrap();
+    std::fs::create_dir(cache.path().join("bin")).unwrap();
+    std::os::unix::fs::symlink(&binaries.etcd, cache.path().join("bin/etcd")).unwrap();
+    std::os::unix::fs::symlink(
+        &binaries.kube_apiserver,
+        cache.path().join("bin/kube-apiserver"),
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let out = Command::new(CFNET)
+        .args(["dev", "up", "--istiod", "--state-dir"])
+        .arg(state.path())
+        .env("CFNET_CACHE_DIR", cache.path())
+        .env_remove("KUBEBUILDER_ASSETS")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("pilot-discovery"), "{stderr}");
+    assert!(stderr.contains("cfnet dev install"), "{stderr}");
+    assert!(!state.path().join("istiod").exists());
+    assert!(!state.path().join("kubeconfig").exists());
+    assert_eq!(
+        processes_naming(state.path(), 0),
+        Vec::<String>::new(),
+        "etcd and kube-apiserver are stopped"
+    );
 }
 
 #[test]

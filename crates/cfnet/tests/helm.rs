@@ -375,13 +375,17 @@ fn defaults_render_the_ingress_path_mtls_sidecar_and_access_log() {
     let sidecar = find(&objs, "Sidecar", "cf-workloads", "default");
     assert_eq!(
         sidecar["spec"],
-        json!({"egress": [{"hosts": ["cf-system/*", "istio-system/*"]}]})
+        json!({"egress": [{"hosts": ["./*", "cf-system/*", "istio-system/*"]}]})
     );
 
     let mesh = find(&objs, "ConfigMap", "istio-system", "cf-k8s-networking-mesh");
     let mesh: Value = serde_yaml_ng::from_str(mesh["data"]["mesh"].as_str().unwrap()).unwrap();
     assert_eq!(mesh["accessLogFile"], "/dev/stdout");
     assert_eq!(mesh["accessLogEncoding"], "JSON");
+    // The local istiod of `cfnet dev up --istiod` and the tests runs with exactly these settings.
+    let local: Value =
+        serde_yaml_ng::from_str(&cfnet_testenv::mesh_config::mesh_config_yaml().unwrap()).unwrap();
+    assert_eq!(local, mesh, "testenv's istiod mesh config is the chart's");
     let format: Value = serde_json::from_str(mesh["accessLogFormat"].as_str().unwrap())
         .expect("the format is JSON");
     assert_eq!(

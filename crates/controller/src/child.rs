@@ -279,6 +279,7 @@ pub(crate) mod tests {
         };
         let settings = cfnet_translate::Settings {
             gateway: "g".into(),
+            ..Default::default()
         };
         let claims = cfnet_translate::ClaimIndex::default();
         let translation = cfnet_translate::translate_fqdn(&key, &[&route], &claims, &settings);

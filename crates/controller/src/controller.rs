@@ -186,6 +186,7 @@ impl Controller {
             index: Arc::clone(index),
             settings: Settings {
                 gateway: self.config.gateway.clone(),
+                ..Default::default()
             },
             writer: Writer {
                 client: self.client.clone(),

@@ -1,5 +1,6 @@
 //! Where etcd and kube-apiserver come from: `$KUBEBUILDER_ASSETS` (the envtest convention), then the cache
-//! directory `cfnet dev install` fills.
+//! directory `cfnet dev install` fills. istiod (`pilot-discovery`) comes only from the cache, in the version
+//! the installer pins.
 
 use std::path::{Path, PathBuf};
 
@@ -74,6 +75,42 @@ fn locate_in(dirs: &[PathBuf]) -> Result<Binaries, Error> {
     Err(Error::MissingBinary { binary, searched })
 }
 
+/// Finds istiod (`pilot-discovery`) of the wanted istio.io/istio version in the cache directory.
+pub fn locate_istiod() -> Result<PathBuf, Error> {
+    let wanted = crate::install::wanted_istio_version();
+    match cache_bin_dir() {
+        Some(dir) => locate_istiod_in(&dir, &wanted),
+        None => Err(Error::MissingIstiod {
+            wanted,
+            reason:
+                "no cache directory ($CFNET_CACHE_DIR, $XDG_CACHE_HOME and $HOME are all unset)"
+                    .into(),
+        }),
+    }
+}
+
+/// `dir/pilot-discovery` if it exists and `dir/pilot-discovery.version` names `wanted`.
+fn locate_istiod_in(dir: &Path, wanted: &str) -> Result<PathBuf, Error> {
+    let binary = dir.join("pilot-discovery");
+    let missing = |reason: String| Error::MissingIstiod {
+        wanted: wanted.to_string(),
+        reason,
+    };
+    if !is_executable(&binary) {
+        return Err(missing(format!("{} not found", binary.display())));
+    }
+    let version_file = dir.join("pilot-discovery.version");
+    let installed = std::fs::read_to_string(&version_file).unwrap_or_default();
+    if installed.trim() != wanted {
+        return Err(missing(format!(
+            "{} holds {:?}, not the wanted version",
+            version_file.display(),
+            installed.trim()
+        )));
+    }
+    Ok(binary)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,5 +147,31 @@ mod tests {
         let found = locate_in(&[half.path().to_path_buf(), full.path().to_path_buf()]).unwrap();
         assert_eq!(found.etcd, full.path().join("etcd"));
         assert_eq!(found.kube_apiserver, full.path().join("kube-apiserver"));
+    }
+
+    #[test]
+    fn istiod_is_found_only_in_the_wanted_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = locate_istiod_in(dir.path(), "v1").unwrap_err().to_string();
+        assert!(err.contains("pilot-discovery not found"), "{err}");
+        assert!(err.contains("cfnet dev install"), "{err}");
+
+        touch_executable(&dir.path().join("pilot-discovery"));
+        let err = locate_istiod_in(dir.path(), "v1").unwrap_err().to_string();
+        assert!(err.contains("holds \"\""), "{err}");
+
+        std::fs::write(dir.path().join("pilot-discovery.version"), "v0\n").unwrap();
+        let err = locate_istiod_in(dir.path(), "v1").unwrap_err().to_string();
+        assert!(
+            err.contains("holds \"v0\", not the wanted version"),
+            "{err}"
+        );
+        assert!(err.contains("istio.io/istio@v1"), "{err}");
+
+        std::fs::write(dir.path().join("pilot-discovery.version"), "v1\n").unwrap();
+        assert_eq!(
+            locate_istiod_in(dir.path(), "v1").unwrap(),
+            dir.path().join("pilot-discovery")
+        );
     }
 }

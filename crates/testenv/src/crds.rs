@@ -1,5 +1,6 @@
-//! Installs the CustomResourceDefinitions the project works with: the Route CRD (from the Rust types) and
-//! the Istio CRDs shipped as test data, through the API (not kubectl), and waits until they are Established.
+//! Installs the CustomResourceDefinitions the project works with: the Route CRD (from the Rust types), the
+//! Istio CRDs shipped as test data and, on request, the Gateway API standard CRDs shipped as test data,
+//! through the API (not kubectl), and waits until they are Established.
 
 use std::time::{Duration, Instant};
 
@@ -13,14 +14,30 @@ use crate::Error;
 /// The Istio CRDs (copied from ../shared/crds/istio.yaml).
 const ISTIO_CRDS: &str = include_str!("../../../testdata/istio-crds.yaml");
 const ISTIO_CRDS_FILE: &str = "testdata/istio-crds.yaml";
+/// The Gateway API standard-channel CRDs of sigs.k8s.io/gateway-api v1.6.3
+/// (scripts/update-gateway-api-crds.sh).
+const GATEWAY_API_CRDS: &str = include_str!("../../../testdata/gateway-api-crds.yaml");
+const GATEWAY_API_CRDS_FILE: &str = "testdata/gateway-api-crds.yaml";
 const FIELD_MANAGER: &str = "cfnet-testenv";
 
-/// All CRDs to install: the Route CRD first, then the Istio ones.
+/// All CRDs installed by default (`Options::install_crds`): the Route CRD first, then the Istio ones.
 pub fn all_crds() -> Result<Vec<CustomResourceDefinition>, Error> {
     let mut crds = vec![cfnet_api::Route::crd()];
-    for document in serde_yaml_ng::Deserializer::from_str(ISTIO_CRDS) {
+    crds.extend(parse(ISTIO_CRDS, ISTIO_CRDS_FILE)?);
+    Ok(crds)
+}
+
+/// The Gateway API standard CRDs (`Options::gateway_api_crds`): GatewayClass, Gateway, HTTPRoute,
+/// ReferenceGrant, … of `gateway.networking.k8s.io`, with their CEL validation rules.
+pub fn gateway_api_crds() -> Result<Vec<CustomResourceDefinition>, Error> {
+    parse(GATEWAY_API_CRDS, GATEWAY_API_CRDS_FILE)
+}
+
+fn parse(yaml: &str, file: &'static str) -> Result<Vec<CustomResourceDefinition>, Error> {
+    let mut crds = Vec::new();
+    for document in serde_yaml_ng::Deserializer::from_str(yaml) {
         let value = serde_yaml_ng::Value::deserialize(document).map_err(|e| Error::TestData {
-            file: ISTIO_CRDS_FILE,
+            file,
             message: e.to_string(),
         })?;
         if value.is_null() {
@@ -28,7 +45,7 @@ pub fn all_crds() -> Result<Vec<CustomResourceDefinition>, Error> {
         }
         let crd: CustomResourceDefinition =
             serde_yaml_ng::from_value(value).map_err(|e| Error::TestData {
-                file: ISTIO_CRDS_FILE,
+                file,
                 message: e.to_string(),
             })?;
         crds.push(crd);
@@ -36,11 +53,42 @@ pub fn all_crds() -> Result<Vec<CustomResourceDefinition>, Error> {
     Ok(crds)
 }
 
-/// Server-side applies every CRD, all at once, retrying until `deadline`: it runs while kube-apiserver is
-/// still finishing its start-up, which overlaps CRD establishment with the rest of the readiness wait.
-pub(crate) async fn apply_all(client: Client, deadline: Instant) -> Result<Vec<String>, Error> {
+/// Which CRDs a control plane gets.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Selection {
+    /// [`all_crds`].
+    pub route_and_istio: bool,
+    /// [`gateway_api_crds`].
+    pub gateway_api: bool,
+}
+
+impl Selection {
+    pub(crate) fn is_empty(self) -> bool {
+        !self.route_and_istio && !self.gateway_api
+    }
+
+    fn crds(self) -> Result<Vec<CustomResourceDefinition>, Error> {
+        let mut crds = Vec::new();
+        if self.route_and_istio {
+            crds.extend(all_crds()?);
+        }
+        if self.gateway_api {
+            crds.extend(gateway_api_crds()?);
+        }
+        Ok(crds)
+    }
+}
+
+/// Server-side applies every selected CRD, all at once, retrying until `deadline`: it runs while
+/// kube-apiserver is still finishing its start-up, which overlaps CRD establishment with the rest of the
+/// readiness wait.
+pub(crate) async fn apply_all(
+    client: Client,
+    selection: Selection,
+    deadline: Instant,
+) -> Result<Vec<String>, Error> {
     let api: Api<CustomResourceDefinition> = Api::all(client);
-    let mut pending = all_crds()?;
+    let mut pending = selection.crds()?;
     let names = pending
         .iter()
         .map(|c| c.metadata.name.clone().unwrap_or_default())
@@ -144,5 +192,37 @@ mod tests {
             names.contains(&"gateways.networking.istio.io".to_string()),
             "{names:?}"
         );
+    }
+
+    #[test]
+    fn test_data_holds_the_gateway_api_standard_crds_of_v1_6_3() {
+        let crds = gateway_api_crds().unwrap();
+        let names: Vec<&str> = crds
+            .iter()
+            .map(|c| c.metadata.name.as_deref().unwrap_or_default())
+            .collect();
+        for name in [
+            "gatewayclasses.gateway.networking.k8s.io",
+            "gateways.gateway.networking.k8s.io",
+            "httproutes.gateway.networking.k8s.io",
+            "referencegrants.gateway.networking.k8s.io",
+        ] {
+            assert!(names.contains(&name), "{name} missing: {names:?}");
+        }
+        for crd in &crds {
+            let annotations = crd.metadata.annotations.clone().unwrap_or_default();
+            assert_eq!(
+                annotations
+                    .get("gateway.networking.k8s.io/bundle-version")
+                    .map(String::as_str),
+                Some("v1.6.3")
+            );
+            assert_eq!(
+                annotations
+                    .get("gateway.networking.k8s.io/channel")
+                    .map(String::as_str),
+                Some("standard")
+            );
+        }
     }
 }

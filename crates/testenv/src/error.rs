@@ -75,15 +75,55 @@ pub enum Error {
     KeyGeneration(String),
 
     #[error(
-        "the control-plane installer failed ({status}); read its output above, fix the cause and rerun \
-         `cfnet dev install`"
+        "{installer} failed ({status}); read its output above, fix the cause and rerun `cfnet dev install`"
     )]
-    InstallerFailed { status: String },
+    InstallerFailed {
+        installer: &'static str,
+        status: String,
+    },
 
     #[error(
-        "the installer finished but did not report where the binaries are (expected a line `source=... version=... dir=...`)"
+        "{installer} finished but did not report where it installed (expected a line `{expected}`)"
     )]
-    InstallerOutput,
+    InstallerOutput {
+        installer: &'static str,
+        expected: &'static str,
+    },
+
+    #[error(
+        "istiod (pilot-discovery, istio.io/istio@{wanted}) is not installed: {reason}; install it with \
+         `cfnet dev install` (or scripts/install-istiod.sh; needs Go, 10-20 minutes the first time)"
+    )]
+    MissingIstiod { wanted: String, reason: String },
+
+    #[error("rendering the chart's Istio objects: {0}")]
+    Helm(String),
+
+    #[error("GET {url}: {message}")]
+    Http { url: String, message: String },
+
+    #[error(
+        "istiod was not ready within {timeout:?} (last answer of {url}: {last}); its log {log} ends with:\n{log_tail}"
+    )]
+    IstiodNotReady {
+        timeout: Duration,
+        url: String,
+        last: String,
+        log: PathBuf,
+        log_tail: String,
+    },
+
+    #[error(
+        "Istio's validating webhook (istiod {webhook_url}) did not take effect within {timeout:?}: a dry-run \
+         create of an invalid VirtualService got {last}; istiod's log {log} ends with:\n{log_tail}"
+    )]
+    WebhookNotEffective {
+        timeout: Duration,
+        webhook_url: String,
+        last: String,
+        log: PathBuf,
+        log_tail: String,
+    },
 }
 
 impl Error {

@@ -10,13 +10,17 @@
 //! ```
 //!
 //! Dropping the [`ControlPlane`] stops both servers and removes the temp dir; the servers also die with the
-//! process if it is killed (see `process.rs`).
+//! process if it is killed (see `process.rs`). [`Istiod`] adds istiod against it (`istiod.rs`).
 
 mod binaries;
+pub mod chart;
 mod crds;
 mod error;
 pub mod install;
+pub mod istio_webhook;
+pub mod istiod;
 mod kubeconfig;
+pub mod mesh_config;
 mod process;
 mod secrets;
 
@@ -30,9 +34,10 @@ use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::Client;
 use kube::api::{Api, ObjectMeta, PostParams};
 
-pub use binaries::{Binaries, cache_bin_dir, locate as locate_binaries};
-pub use crds::all_crds;
+pub use binaries::{Binaries, cache_bin_dir, locate as locate_binaries, locate_istiod};
+pub use crds::{all_crds, gateway_api_crds};
 pub use error::Error;
+pub use istiod::{Istiod, IstiodOptions};
 
 use process::Server;
 
@@ -44,6 +49,9 @@ pub struct Options {
     pub state_dir: Option<PathBuf>,
     /// Install the Route and Istio CRDs and wait until they are Established.
     pub install_crds: bool,
+    /// Also install the Gateway API standard CRDs (sigs.k8s.io/gateway-api v1.6.3, with their CEL rules)
+    /// and wait until they are Established. Off by default.
+    pub gateway_api_crds: bool,
     /// Give up when kube-apiserver is not ready after this long.
     pub ready_timeout: Duration,
     /// Extra kube-apiserver flags (`--name=value`), appended after ours.
@@ -59,6 +67,7 @@ impl Default for Options {
         Options {
             state_dir: None,
             install_crds: true,
+            gateway_api_crds: false,
             ready_timeout: Duration::from_secs(60),
             extra_apiserver_args: Vec::new(),
             install_missing: true,
@@ -264,7 +273,10 @@ impl ControlPlane {
             &admin_yaml,
             deadline,
             options.ready_timeout,
-            options.install_crds,
+            crds::Selection {
+                route_and_istio: options.install_crds,
+                gateway_api: options.gateway_api_crds,
+            },
         )
         .await?;
         let version = client
@@ -281,6 +293,11 @@ impl ControlPlane {
             let deadline = deadline.max(Instant::now() + Duration::from_secs(5));
             crds::wait_established(client.clone(), names, deadline).await?;
             tracing::debug!(elapsed = ?started.elapsed(), "CRDs Established");
+        }
+        if graceful {
+            // A kept state dir may hold the Istio webhook configuration of a run that was killed: pointing at
+            // a dead istiod with `failurePolicy: Fail`, it would refuse every Istio write.
+            istio_webhook::remove(client.clone()).await?;
         }
         kubeconfig::write_atomically(&kubeconfig_path, &admin_yaml)?;
         let startup = started.elapsed();
@@ -332,6 +349,11 @@ impl ControlPlane {
     /// Time from the call to `start` until the API server was ready and the CRDs were Established.
     pub fn startup_duration(&self) -> Duration {
         self.startup
+    }
+
+    /// Whether the state dir is kept (`Options::state_dir`): servers then get SIGTERM before SIGKILL.
+    pub(crate) fn keeps_state(&self) -> bool {
+        matches!(self.dir, StateDir::Kept(_))
     }
 
     /// Process ids of (etcd, kube-apiserver).
@@ -466,7 +488,7 @@ async fn wait_until_ready(
     admin_yaml: &str,
     deadline: Instant,
     timeout: Duration,
-    install_crds: bool,
+    crds: crds::Selection,
 ) -> Result<(Client, Option<AbortOnDrop<CrdApplied>>), Error> {
     let mut client: Option<Client> = None;
     let mut crd_apply = None;
@@ -481,9 +503,9 @@ async fn wait_until_ready(
             // The server may still be writing the certificate: a failure here is retried until the deadline.
             match kubeconfig::client_from_yaml(admin_yaml, "for the admin").await {
                 Ok(c) => {
-                    if install_crds {
+                    if !crds.is_empty() {
                         // Runs while the server finishes starting: CRD establishment overlaps the wait.
-                        let apply = crds::apply_all(c.clone(), deadline);
+                        let apply = crds::apply_all(c.clone(), crds, deadline);
                         crd_apply = Some(AbortOnDrop(tokio::spawn(apply)));
                     }
                     client = Some(c);
@@ -548,6 +570,7 @@ async fn install_missing_binaries() -> Result<Binaries, Error> {
     })
     .await;
     installed.map_err(|e| Error::InstallerFailed {
+        installer: "the control-plane installer",
         status: e.to_string(),
     })?
 }

@@ -1,4 +1,4 @@
-//! One server process (etcd or kube-apiserver) that cannot outlive us.
+//! One server process (etcd, kube-apiserver or istiod) that cannot outlive us.
 //!
 //! Three layers make orphans impossible:
 //! - `Drop` signals the server's process group: SIGTERM then SIGKILL after a grace period when its state is
@@ -70,6 +70,18 @@ impl Server {
         log: &Path,
         graceful: bool,
     ) -> Result<Server, Error> {
+        Self::spawn_with_env(name, binary, args, &[], log, graceful)
+    }
+
+    /// Like [`Server::spawn`], with `env` set on top of our own environment.
+    pub(crate) fn spawn_with_env(
+        name: &'static str,
+        binary: &Path,
+        args: &[String],
+        env: &[(String, String)],
+        log: &Path,
+        graceful: bool,
+    ) -> Result<Server, Error> {
         let out = File::create(log).map_err(Error::io(format!(
             "creating the {name} log {}",
             log.display()
@@ -82,6 +94,7 @@ impl Server {
         let mut command = Command::new(binary);
         command
             .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

@@ -43,3 +43,52 @@ pub(crate) fn random_hex(bytes: usize) -> Result<String, Error> {
         .map_err(|_| Error::KeyGeneration("the system random number generator failed".into()))?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
+
+/// A serving certificate for `127.0.0.1` and the CA that signed it, PEM-encoded.
+pub(crate) struct ServingCert {
+    /// The CA certificate: what a client (kube-apiserver, through a webhook's `caBundle`) trusts.
+    pub ca_pem: String,
+    /// The server's certificate, IP SAN 127.0.0.1, signed by the CA.
+    pub cert_pem: String,
+    /// The server's private key (PKCS#8).
+    pub key_pem: String,
+}
+
+/// A fresh CA and a serving certificate for `127.0.0.1` signed by it (ECDSA P-256, generated in-process).
+/// istiod insists on a CA file next to its certificate, so the serving certificate is not self-signed.
+pub(crate) fn loopback_serving_cert(common_name: &str) -> Result<ServingCert, Error> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose, SanType,
+    };
+    let err = |what: &str| {
+        let what = what.to_string();
+        move |e: rcgen::Error| Error::KeyGeneration(format!("{what}: {e}"))
+    };
+    let ca_key = KeyPair::generate().map_err(err("generating the webhook CA key"))?;
+    let mut ca = CertificateParams::default();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, format!("{common_name} CA"));
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_cert = ca
+        .self_signed(&ca_key)
+        .map_err(err("signing the webhook CA certificate"))?;
+
+    let key = KeyPair::generate().map_err(err("generating the webhook serving key"))?;
+    let mut leaf = CertificateParams::default();
+    leaf.distinguished_name
+        .push(DnType::CommonName, common_name.to_string());
+    leaf.subject_alt_names = vec![SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into())];
+    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let issuer = Issuer::new(ca, ca_key);
+    let cert = leaf
+        .signed_by(&key, &issuer)
+        .map_err(err("signing the webhook serving certificate"))?;
+    Ok(ServingCert {
+        ca_pem: ca_cert.pem(),
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
+}

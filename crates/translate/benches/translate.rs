@@ -36,6 +36,7 @@ pub fn routes(n: usize) -> Vec<Route> {
 fn bench(c: &mut Criterion) {
     let settings = Settings {
         gateway: "cf-system/istio-ingressgateway".to_owned(),
+        ..Default::default()
     };
     let all = routes(10_000);
     c.bench_function("translate 10000 routes", |b| {

@@ -1,5 +1,6 @@
-//! The pure heart of cfnet: the Routes of a namespace → the Services and VirtualServices the cluster must
-//! hold, and the problems of the routes that cannot be programmed. No I/O, no async, no clock.
+//! The pure heart of cfnet: the Routes of a namespace → the Services and VirtualServices (or, in
+//! gateway-api mode, HTTPRoutes) the cluster must hold, and the problems of the routes that cannot be
+//! programmed. No I/O, no async, no clock.
 //!
 //! Two entry points share one implementation:
 //! - [`translate`] takes a whole set of Routes (what `cfnet render` reads) and returns everything;
@@ -7,6 +8,7 @@
 //!   [`Claims`], which is what the controller computes per work item from its in-memory index.
 
 pub mod claims;
+pub mod gateway_api;
 pub mod istio;
 mod labels;
 pub mod names;
@@ -17,19 +19,68 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 pub use cfnet_api::Reason;
+use cfnet_api::gateway_api::HTTPRoute;
 use cfnet_api::{Route, VirtualService};
 use k8s_openapi::api::core::v1::Service;
 
 pub use claims::{ClaimIndex, ClaimOrder, Claims, claim_order, route_name, route_namespace};
-pub use names::{service_name, virtual_service_name};
+pub use gateway_api::GatewayRef;
+pub use names::{http_route_name, service_name, virtual_service_name};
 pub use objects::{PLACEHOLDER_HOST, ROUTE_LABELS, SERVICE_LABELS, route_services};
 pub use validate::validate_route;
 
-/// Settings that come from the controller's configuration.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Settings that come from the controller's configuration. `Settings::default()` is the Istio mode with
+/// no gateway: set `gateway` (the Go controller's required `ISTIO_GATEWAY_NAME`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Settings {
     /// The gateway external routes are bound to (`ISTIO_GATEWAY_NAME`, e.g. `cf-system/istio-ingressgateway`).
     pub gateway: String,
+    /// Which API the routes are programmed into.
+    pub routing_api: RoutingApi,
+    /// The Gateway API Gateway the HTTPRoutes attach to in gateway-api mode (default `cf-system/cf-gateway`).
+    pub gateway_api_parent: GatewayRef,
+}
+
+/// The API the routes are programmed into. The same checks decide which routes are programmed in both,
+/// except that gateway-api mode cannot express internal routes and routes with more than 16 destinations
+/// ([`Reason::Unsupported`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum RoutingApi {
+    /// One Istio VirtualService per FQDN (`networking.istio.io/v1alpha3`), as the Go controller wrote.
+    #[default]
+    Istio,
+    /// Gateway API `v1` HTTPRoutes per FQDN, attached to [`Settings::gateway_api_parent`].
+    GatewayApi,
+}
+
+impl RoutingApi {
+    /// The configuration value: `istio` or `gateway-api`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoutingApi::Istio => "istio",
+            RoutingApi::GatewayApi => "gateway-api",
+        }
+    }
+}
+
+impl std::fmt::Display for RoutingApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for RoutingApi {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "istio" => Ok(RoutingApi::Istio),
+            "gateway-api" => Ok(RoutingApi::GatewayApi),
+            other => Err(format!(
+                "routing API {other:?} is unknown; use istio or gateway-api"
+            )),
+        }
+    }
 }
 
 /// The work item of the controller and the grouping of the translation: one VirtualService per key.
@@ -56,8 +107,12 @@ pub struct Problem {
 pub struct FqdnTranslation {
     /// Services of the FQDN's programmed routes, routes in url order, destinations in order.
     pub services: Vec<Service>,
-    /// `None` when no route of the FQDN can be programmed (then any existing one must go).
+    /// `None` when no route of the FQDN can be programmed (then any existing one must go), and always in
+    /// gateway-api mode.
     pub virtual_service: Option<VirtualService>,
+    /// Gateway-api mode: the FQDN's HTTPRoutes, ordered by name (the base name `hr-<sha256(fqdn)>` first,
+    /// then the further shards); empty when no programmed route has destinations, and always in Istio mode.
+    pub http_routes: Vec<HTTPRoute>,
     /// Names of the routes that are programmed (Ready=True).
     pub programmed: Vec<String>,
     pub problems: Vec<Problem>,
@@ -70,6 +125,8 @@ pub struct Translation {
     pub services: Vec<Service>,
     /// Ordered by (FQDN, namespace).
     pub virtual_services: Vec<VirtualService>,
+    /// Gateway-api mode: ordered by (FQDN, namespace), then name.
+    pub http_routes: Vec<HTTPRoute>,
     /// Ordered by (namespace, route).
     pub problems: Vec<Problem>,
 }
@@ -82,13 +139,17 @@ pub struct Translation {
 ///    (creationTimestamp, then name) → Invalid;
 /// 3. an FQDN held by another namespace ([`Claims::external_fqdn_holder`]) → Conflict;
 /// 4. a destination guid held by another route of the namespace ([`Claims::destination_holder`]) → Conflict;
-/// 5. the same Envoy match (path, with `/` and no path the same) as an older route with destinations
-///    → Conflict.
+/// 5. the same match ([`gateway_api::match_key`]: the path without a trailing `/`, no path being `/`) as
+///    an older route with destinations → Conflict.
 ///
-/// The routes that pass are programmed exactly as the Go controller did. The VirtualService lists every
-/// route of the FQDN in its ownerReferences, problems included, so that deleting any of them (and the
-/// finalizer flow) works and an upgrade from upstream causes no churn. When no route of the FQDN passes,
-/// `virtual_service` is `None`.
+/// The checks do not depend on [`Settings::routing_api`]. In Istio mode the routes that pass are
+/// programmed exactly as the Go controller did. The VirtualService lists every route of the FQDN in its
+/// ownerReferences, problems included, so that deleting any of them (and the finalizer flow) works and an
+/// upgrade from upstream causes no churn. When no route of the FQDN passes, `virtual_service` is `None`.
+///
+/// In gateway-api mode the routes that pass become rules of the FQDN's HTTPRoutes ([`gateway_api`]),
+/// with the same owners, except those Gateway API cannot express ([`gateway_api::unsupported`]: internal
+/// routes, more than 16 destinations), which are [`Reason::Unsupported`].
 pub fn translate_fqdn(
     key: &FqdnKey,
     routes: &[&Route],
@@ -156,16 +217,37 @@ fn translate_group(
         .filter(|r| !problems.contains_key(route_name(r)))
         .collect();
 
+    let internal = valid.first().is_some_and(|r| r.spec.domain.internal);
+    let valid = match settings.routing_api {
+        RoutingApi::Istio => valid,
+        RoutingApi::GatewayApi => valid
+            .into_iter()
+            .filter(|route| match gateway_api::unsupported(route) {
+                Some(message) => {
+                    problems.insert(route_name(route).to_owned(), (Reason::Unsupported, message));
+                    false
+                }
+                None => true,
+            })
+            .collect(),
+    };
     if !valid.is_empty() {
-        let internal = valid[0].spec.domain.internal;
-        let gateway = if internal {
-            "mesh".to_owned()
-        } else {
-            settings.gateway.clone()
-        };
-        out.virtual_service = Some(objects::virtual_service(
-            key, &sorted, &valid, internal, gateway,
-        ));
+        match settings.routing_api {
+            RoutingApi::Istio => {
+                let gateway = if internal {
+                    "mesh".to_owned()
+                } else {
+                    settings.gateway.clone()
+                };
+                out.virtual_service = Some(objects::virtual_service(
+                    key, &sorted, &valid, internal, gateway,
+                ));
+            }
+            RoutingApi::GatewayApi => {
+                out.http_routes =
+                    gateway_api::http_routes(key, &sorted, &valid, &settings.gateway_api_parent);
+            }
+        }
         for route in &valid {
             if with_services {
                 out.services.extend(route_services(route));
@@ -267,15 +349,22 @@ fn check_in_context<'a>(
             ));
         }
     }
-    // Two entries with one Envoy match: the second could never be reached. A destination-less route has
-    // no entry of its own when a sibling has destinations, so it takes no match.
+    // Two entries with one match: the second could never be reached (Envoy: `/` and no path; Gateway API
+    // and gorouter: also a trailing `/`). A destination-less route has no entry of its own when a sibling
+    // has destinations, so it takes no match.
     if !route.spec.destinations.is_empty() {
         let path = route.spec.path();
-        let envoy_match = objects::envoy_path_match(path);
-        if let Some(holder) = served_matches.get(envoy_match) {
+        let match_key = gateway_api::match_key(path);
+        if let Some(holder) = served_matches.get(match_key) {
             let (url, holder_url) = (&route.spec.url, &holder.spec.url);
-            let same = if holder.spec.path() != path {
+            let holder_path = holder.spec.path();
+            let same = if holder_path != path && match_key == "/" {
                 format!(", url {holder_url}: path \"/\" and no path are the same Envoy route")
+            } else if holder_path != path {
+                format!(
+                    ", url {holder_url}: paths that differ only in a trailing \"/\" are one route for \
+                     Cloud Foundry's gorouter and for Gateway API"
+                )
             } else if holder_url != url {
                 format!(", url {holder_url}: host names are case-insensitive")
             } else {
@@ -291,7 +380,7 @@ fn check_in_context<'a>(
                 ),
             ));
         }
-        served_matches.insert(envoy_match, route);
+        served_matches.insert(match_key, route);
     }
     None
 }
@@ -326,6 +415,7 @@ pub fn translate(routes: &[Route], settings: &Settings) -> Translation {
     let mut out = Translation::default();
     let mut programmed: HashSet<(String, String)> = HashSet::new();
     let mut virtual_services = Vec::new();
+    let mut http_routes = Vec::new();
     for (key, group) in &groups {
         let t = translate_group(key, group, &claims, settings, false);
         for name in t.programmed {
@@ -334,10 +424,16 @@ pub fn translate(routes: &[Route], settings: &Settings) -> Translation {
         if let Some(vs) = t.virtual_service {
             virtual_services.push((key.fqdn.clone(), key.namespace.clone(), vs));
         }
+        for hr in t.http_routes {
+            http_routes.push((key.fqdn.clone(), key.namespace.clone(), hr));
+        }
         out.problems.extend(t.problems);
     }
     virtual_services.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
     out.virtual_services = virtual_services.into_iter().map(|(_, _, vs)| vs).collect();
+    // Stable: the HTTPRoutes of one key are in name order already.
+    http_routes.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    out.http_routes = http_routes.into_iter().map(|(_, _, hr)| hr).collect();
     for r in &routes {
         if programmed.contains(&(route_namespace(r).to_owned(), route_name(r).to_owned())) {
             out.services.extend(route_services(r));

@@ -8,7 +8,8 @@ use cfnet_api::{
     APP_GUID_LABEL, Destination, FQDN_ANNOTATION, HTTPMatchRequest, HTTPRoute,
     HTTPRouteDestination, HeaderOperations, Headers, MANAGED_BY_LABEL, MANAGED_BY_VALUE,
     ORG_GUID_LABEL, PROCESS_TYPE_LABEL, PortSelector, ROUTE_API_VERSION, ROUTE_FQDN_ANNOTATION,
-    ROUTE_GUID_LABEL, Route, SPACE_GUID_LABEL, StringMatch, VirtualService, VirtualServiceSpec,
+    ROUTE_GUID_LABEL, Route, RouteDestination, SPACE_GUID_LABEL, StringMatch, VirtualService,
+    VirtualServiceSpec,
 };
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -32,7 +33,7 @@ pub const ROUTE_LABELS: [&str; 2] = [SPACE_GUID_LABEL, ORG_GUID_LABEL];
 
 /// `{apiVersion: networking.cloudfoundry.org/v1alpha1, kind: Route, name, uid}`; no controller flag, as
 /// upstream. A Route without a uid (render input without `metadata.uid`) gets an empty uid.
-fn owner_reference(route: &Route) -> OwnerReference {
+pub(crate) fn owner_reference(route: &Route) -> OwnerReference {
     OwnerReference {
         api_version: ROUTE_API_VERSION.to_owned(),
         kind: "Route".to_owned(),
@@ -174,50 +175,63 @@ pub(crate) fn virtual_service(
 }
 
 /// Weights as upstream: explicit when set (validated to sum to 100), else an even split with the
-/// remainder on the first destination. Weight 0 is omitted on output. On `mesh` each destination names
-/// its Service port (not upstream): a sidecar's request to `http://backend.apps.internal` is on port 80,
-/// and without a port istiod sends it to cluster `outbound|80||s-<guid>...`, which does not exist.
-fn http_route_destinations(route: &Route, mesh: bool) -> Vec<HTTPRouteDestination> {
+/// remainder on the first destination. One per destination, in order.
+pub(crate) fn destination_weights(route: &Route) -> Vec<i32> {
     let dests = &route.spec.destinations;
     let n = i32::try_from(dests.len()).unwrap_or(i32::MAX);
     let even = 100 / n.max(1);
     let remainder = 100 - even.saturating_mul(n).min(100);
-    let labels = route.metadata.labels.as_ref();
-    let label = |key: &str| labels.and_then(|l| l.get(key)).cloned().unwrap_or_default();
-    let space = label(SPACE_GUID_LABEL);
-    let org = label(ORG_GUID_LABEL);
     dests
         .iter()
         .enumerate()
-        .map(|(i, d)| {
-            let weight = match d.weight {
-                Some(w) => i32::try_from(w).unwrap_or_default(),
-                None if i == 0 => even + remainder,
-                None => even,
-            };
-            HTTPRouteDestination {
-                destination: Destination {
-                    host: service_name(&d.guid),
-                    // Validated to be 1–65535.
-                    port: mesh.then(|| PortSelector {
-                        number: u32::try_from(d.port).unwrap_or_default(),
-                    }),
-                },
-                weight,
-                headers: Some(Headers {
-                    request: Some(HeaderOperations {
-                        set: BTreeMap::from([
-                            ("CF-App-Id".to_owned(), d.app.guid.clone()),
-                            (
-                                "CF-App-Process-Type".to_owned(),
-                                d.app.process.type_.clone(),
-                            ),
-                            ("CF-Space-Id".to_owned(), space.clone()),
-                            ("CF-Organization-Id".to_owned(), org.clone()),
-                        ]),
-                    }),
+        .map(|(i, d)| match d.weight {
+            Some(w) => i32::try_from(w).unwrap_or_default(),
+            None if i == 0 => even + remainder,
+            None => even,
+        })
+        .collect()
+}
+
+/// The four CF headers of a destination, sorted by name; values may be empty (a Route without the space
+/// or org label).
+pub(crate) fn cf_headers(route: &Route, d: &RouteDestination) -> [(&'static str, String); 4] {
+    let labels = route.metadata.labels.as_ref();
+    let label = |key: &str| labels.and_then(|l| l.get(key)).cloned().unwrap_or_default();
+    [
+        ("CF-App-Id", d.app.guid.clone()),
+        ("CF-App-Process-Type", d.app.process.type_.clone()),
+        ("CF-Organization-Id", label(ORG_GUID_LABEL)),
+        ("CF-Space-Id", label(SPACE_GUID_LABEL)),
+    ]
+}
+
+/// The destinations of an entry: weights of [`destination_weights`] (0 is omitted on output) and the CF
+/// headers. On `mesh` each destination names its Service port (not upstream): a sidecar's request to
+/// `http://backend.apps.internal` is on port 80, and without a port istiod sends it to cluster
+/// `outbound|80||s-<guid>...`, which does not exist.
+fn http_route_destinations(route: &Route, mesh: bool) -> Vec<HTTPRouteDestination> {
+    route
+        .spec
+        .destinations
+        .iter()
+        .zip(destination_weights(route))
+        .map(|(d, weight)| HTTPRouteDestination {
+            destination: Destination {
+                host: service_name(&d.guid),
+                // Validated to be 1–65535.
+                port: mesh.then(|| PortSelector {
+                    number: u32::try_from(d.port).unwrap_or_default(),
                 }),
-            }
+            },
+            weight,
+            headers: Some(Headers {
+                request: Some(HeaderOperations {
+                    set: cf_headers(route, d)
+                        .into_iter()
+                        .map(|(name, value)| (name.to_owned(), value))
+                        .collect(),
+                }),
+            }),
         })
         .collect()
 }

@@ -7,6 +7,10 @@
 //! VirtualService hosts. The FQDN is case-insensitive ([`cfnet_api::RouteSpec::fqdn`] is lower case);
 //! the path is not.
 //!
+//! The path must be one Gateway API accepts as a `PathPrefix` value
+//! ([`crate::gateway_api::path_prefix_problem`]), in both modes: the API server would refuse the HTTPRoute,
+//! and most such paths (`/./`, `#`) never match in Istio either.
+//!
 //! Every value the route puts into an object shared with other routes or checked by the API server must
 //! pass the rules of whoever checks it ([`validate_written_values`]): Istio's validating webhook refuses a
 //! whole VirtualService for one bad header value or host, which would stop every route of the FQDN, and
@@ -18,6 +22,7 @@ use cfnet_api::{
     APP_GUID_LABEL, ORG_GUID_LABEL, PROCESS_TYPE_LABEL, ROUTE_GUID_LABEL, Route, SPACE_GUID_LABEL,
 };
 
+use crate::gateway_api::path_prefix_problem;
 use crate::istio::{validate_http_header_value, validate_virtual_service_host};
 use crate::labels::{validate_label_key, validate_label_value};
 use crate::{claims::route_name, service_name};
@@ -43,6 +48,15 @@ pub fn validate_route(route: &Route) -> Result<(), String> {
     if !path.is_empty() && !path.starts_with('/') {
         return Err(format!(
             "path {path:?} must start with \"/\" (or be empty for the whole host)"
+        ));
+    }
+    // In both modes, so that the routing API never decides which routes are programmed.
+    if !path.is_empty()
+        && let Some(why) = path_prefix_problem(path)
+    {
+        return Err(format!(
+            "path {path:?} {why}: it must be a URL path that Gateway API's PathPrefix match accepts \
+             (and that Envoy does not normalize away); change the path"
         ));
     }
     // The host part of the url is compared case-insensitively, like the FQDN; the path exactly.

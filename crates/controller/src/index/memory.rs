@@ -67,6 +67,7 @@ fn watched(i: usize) -> (PackedRoute, Cached<Service>, Cached<VirtualService>) {
     };
     let settings = Settings {
         gateway: "cf-system/istio-ingressgateway".into(),
+        ..Default::default()
     };
     let mut translation = translate_fqdn(&key, &[&route], &ClaimIndex::new(), &settings);
     let mut svc = translation.services.remove(0);

@@ -144,6 +144,7 @@ fn children_map_to_their_fqdn_and_foreign_virtual_services_by_name() {
     let k = key("ns", "a");
     let settings = Settings {
         gateway: "g".into(),
+        ..Default::default()
     };
     let translation = crate::plan::translate(&k, &index.routes(&k), &index, &settings);
     let snap = index.snapshot(&k, &translation);

@@ -73,6 +73,7 @@ fn key_of(routes: Vec<Route>) -> Key {
     let routes: Vec<Arc<Route>> = routes.into_iter().map(Arc::new).collect();
     let settings = Settings {
         gateway: "gw".into(),
+        ..Default::default()
     };
     let translation = translate(&key(), &routes, &claims, &settings);
     Key {

@@ -9,6 +9,15 @@ pub const NS: &str = "workload-namespace";
 pub fn settings() -> Settings {
     Settings {
         gateway: "some-gateway0".to_owned(),
+        ..Default::default()
+    }
+}
+
+/// [`settings`] in gateway-api mode, attached to the default Gateway `cf-system/cf-gateway`.
+pub fn gateway_api_settings() -> Settings {
+    Settings {
+        routing_api: cfnet_translate::RoutingApi::GatewayApi,
+        ..settings()
     }
 }
 
