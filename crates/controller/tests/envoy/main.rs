@@ -8,6 +8,8 @@
 //! never skip, when a binary is missing; they build istiod on first use.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails where its setup does
 
+#[path = "../common/mod.rs"]
+mod common;
 mod generator;
 mod model;
 mod proof;

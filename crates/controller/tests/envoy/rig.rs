@@ -2,7 +2,6 @@
 //! validating webhook (every VirtualService the controller writes passes Istio's own validation), and the
 //! controller in-process for the chart's workloads namespace and Gateway.
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use cfnet_api::Route;
@@ -197,23 +196,7 @@ impl Rig {
     }
 }
 
-/// Polls `probe` until it returns `Ok`, or panics with the last observation after `timeout`.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, String>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        match probe().await {
-            Ok(v) => return v,
-            Err(last) if Instant::now() >= deadline => {
-                panic!("{what}: not reached within {timeout:?}; last:\n{last}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
-}
+pub use crate::common::eventually;
 
 /// Reads a YAML file of Routes (documents and `kind: List`s) from examples/.
 pub fn example_routes(file: &str) -> Vec<Route> {
