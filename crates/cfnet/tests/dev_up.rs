@@ -31,6 +31,41 @@ fn wait_for_file(path: &Path, child: &mut Child, within: Duration) {
     panic!("{} did not appear within {within:?}", path.display());
 }
 
+/// DIR/istiod holds istiod's plaintext xDS address on 127.0.0.1 and a newline, and the port accepts.
+fn assert_xds_address(istiod_file: &Path) {
+    let contents = std::fs::read_to_string(istiod_file).unwrap();
+    let addr = contents
+        .strip_suffix('\n')
+        .unwrap_or_else(|| panic!("DIR/istiod ends with a newline: {contents:?}"));
+    let addr: std::net::SocketAddr = addr
+        .parse()
+        .unwrap_or_else(|e| panic!("DIR/istiod holds an address: {contents:?}: {e}"));
+    assert_eq!(addr.ip().to_string(), "127.0.0.1", "{contents:?}");
+    std::net::TcpStream::connect(addr).expect("istiod's xDS port accepts connections");
+}
+
+/// The admin kubeconfig works, and the Route CRD is installed.
+fn assert_routes_can_be_listed(kubeconfig: &Path) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let config = kube::Config::from_custom_kubeconfig(
+            Kubeconfig::read_from(kubeconfig).unwrap(),
+            &KubeConfigOptions::default(),
+        )
+        .await
+        .unwrap();
+        let client = kube::Client::try_from(config).unwrap();
+        let routes: Api<cfnet_api::Route> = Api::all(client);
+        routes
+            .list(&ListParams::default())
+            .await
+            .expect("the Route CRD is installed");
+    });
+}
+
 fn run_until_ready_then_signal(signal: libc::c_int, istiod: bool) {
     let state = tempfile::tempdir().unwrap();
     let kubeconfig = state.path().join("kubeconfig");
@@ -50,15 +85,7 @@ fn run_until_ready_then_signal(signal: libc::c_int, istiod: bool) {
     wait_for_file(&kubeconfig, &mut child.0, Duration::from_secs(60));
     if istiod {
         wait_for_file(&istiod_file, &mut child.0, Duration::from_secs(60));
-        let contents = std::fs::read_to_string(&istiod_file).unwrap();
-        let addr = contents
-            .strip_suffix('\n')
-            .unwrap_or_else(|| panic!("DIR/istiod ends with a newline: {contents:?}"));
-        let addr: std::net::SocketAddr = addr
-            .parse()
-            .unwrap_or_else(|e| panic!("DIR/istiod holds an address: {contents:?}: {e}"));
-        assert_eq!(addr.ip().to_string(), "127.0.0.1", "{contents:?}");
-        std::net::TcpStream::connect(addr).expect("istiod's xDS port accepts connections");
+        assert_xds_address(&istiod_file);
     } else {
         assert!(!istiod_file.exists(), "no DIR/istiod without --istiod");
     }
@@ -69,24 +96,7 @@ fn run_until_ready_then_signal(signal: libc::c_int, istiod: bool) {
     );
 
     // The kubeconfig works as soon as it exists, and the CRDs are already there.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let config = kube::Config::from_custom_kubeconfig(
-            Kubeconfig::read_from(&kubeconfig).unwrap(),
-            &KubeConfigOptions::default(),
-        )
-        .await
-        .unwrap();
-        let client = kube::Client::try_from(config).unwrap();
-        let routes: Api<cfnet_api::Route> = Api::all(client);
-        routes
-            .list(&ListParams::default())
-            .await
-            .expect("the Route CRD is installed");
-    });
+    assert_routes_can_be_listed(&kubeconfig);
 
     common::signal(&child.0, signal);
     let status = exit_within(
