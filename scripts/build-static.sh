@@ -43,8 +43,10 @@ esac
 
 # The image needs no debug info; symbols stay for readable panics.
 export CARGO_PROFILE_RELEASE_STRIP="${CARGO_PROFILE_RELEASE_STRIP:-debuginfo}"
-log "cargo build --release --locked -p cfnet --target $target"
-cargo build --release --locked -p cfnet --target "$target" >&2
+# Without the default feature dev-tools: the image runs `cfnet controller` (and render, crd); demo, dev and
+# bench, with the local control plane and the benchmark, are left out.
+log "cargo build --release --locked -p cfnet --no-default-features --target $target"
+cargo build --release --locked -p cfnet --no-default-features --target "$target" >&2
 
 built="target/$target/release/cfnet"
 out_dir="target/static"

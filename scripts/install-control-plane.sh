@@ -31,16 +31,17 @@ GOCACHE_DIR="$CACHE/go"
 export GOPATH="$GOCACHE_DIR/path" GOMODCACHE="$GOCACHE_DIR/path/pkg/mod" GOCACHE="$GOCACHE_DIR/build" GOFLAGS=-mod=mod
 export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
 
+# Enters directory $1 holding a fresh Go module named $2 (the throwaway module a binary is built from).
+enter_module() {
+  mkdir -p "$1"
+  cd "$1"
+  printf 'module %s\n\ngo 1.25\n' "$2" > go.mod
+}
+
 build_apiserver() {
   local dir="$CACHE/src/kube-apiserver-$K8S_VERSION"
-  mkdir -p "$dir"
-  cd "$dir"
   log "building kube-apiserver v$K8S_VERSION from Go modules in $dir (several minutes on first run)"
-  cat > go.mod <<MOD
-module cfnet.local/kube-apiserver
-
-go 1.25
-MOD
+  enter_module "$dir" cfnet.local/kube-apiserver
   go mod edit -require="k8s.io/kubernetes@v$K8S_VERSION"
   go mod download "k8s.io/kubernetes@v$K8S_VERSION"
   local kmod
@@ -71,14 +72,8 @@ GO
 
 build_etcd() {
   local dir="$CACHE/src/etcd-$ETCD_VERSION"
-  mkdir -p "$dir"
-  cd "$dir"
   log "building etcd v$ETCD_VERSION from Go modules in $dir"
-  cat > go.mod <<MOD
-module cfnet.local/etcd
-
-go 1.25
-MOD
+  enter_module "$dir" cfnet.local/etcd
   cat > main.go <<'GO'
 package main
 

@@ -6,7 +6,8 @@
 
 use std::time::Duration;
 
-use cfnet_api::{FINALIZER, READY, Route};
+// The controller's own field manager, so the API server's managed-fields bookkeeping is the same.
+use cfnet_api::{FIELD_MANAGER, FINALIZER, READY, Reason, Route};
 use cfnet_translate::Settings;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Service;
@@ -17,10 +18,6 @@ use tokio::time::Instant;
 use crate::error::BenchError;
 use crate::observe::virtual_service_resource;
 use crate::routes;
-
-/// Field manager of the baseline's applies (the controller's own, so the API server's managed-fields
-/// bookkeeping is the same).
-const FIELD_MANAGER: &str = "cfnet-routecontroller";
 
 /// What the bare client did.
 #[derive(Clone, Copy, Debug)]
@@ -37,6 +34,16 @@ struct Work {
     service: Service,
     virtual_service: DynamicObject,
     generation: i64,
+}
+
+/// The API handles and parameters every timed write uses.
+struct Writes {
+    routes: Api<Route>,
+    services: Api<Service>,
+    virtual_services: Api<DynamicObject>,
+    apply: PatchParams,
+    plain: PatchParams,
+    finalizer: json_patch::Patch,
 }
 
 /// Creates `count` routes in `namespace` (not timed), then times the writes.
@@ -72,12 +79,49 @@ pub async fn run(
         .try_collect()
         .await?;
 
+    let work = translated(&created, namespace, gateway)?;
+    let writes = Writes {
+        routes: api,
+        services: Api::namespaced(client.clone(), namespace),
+        virtual_services: Api::namespaced_with(
+            client.clone(),
+            namespace,
+            &virtual_service_resource(),
+        ),
+        apply: PatchParams::apply(FIELD_MANAGER).force(),
+        plain: PatchParams::default(),
+        finalizer: serde_json::from_value(serde_json::json!([
+            {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]}
+        ]))
+        .map_err(|e| BenchError::Baseline {
+            detail: format!("cannot build the finalizer patch: {e}"),
+        })?,
+    };
+
+    let (apiserver_cpu, etcd_cpu) = (cpu(apiserver_pid), cpu(etcd_pid));
+    let start = Instant::now();
+    futures::stream::iter(work)
+        .map(|w| writes.route(namespace, w))
+        .buffer_unordered(concurrency.max(1))
+        .try_collect::<Vec<()>>()
+        .await?;
+    let seconds = start.elapsed().as_secs_f64();
+    Ok(BaselineRun {
+        seconds,
+        writes: created.len() * 4,
+        apiserver_cpu_seconds: cpu(apiserver_pid) - apiserver_cpu,
+        etcd_cpu_seconds: cpu(etcd_pid) - etcd_cpu,
+    })
+}
+
+/// The Service and VirtualService of each route, as the controller's translation makes them.
+fn translated(created: &[Route], namespace: &str, gateway: &str) -> Result<Vec<Work>, BenchError> {
     let settings = Settings {
         gateway: gateway.to_string(),
         ..Default::default()
     };
     let mut work = Vec::with_capacity(created.len());
-    for route in &created {
+    for route in created {
         let name = route.name_any();
         let translation = cfnet_translate::translate(std::slice::from_ref(route), &settings);
         let (Some(service), Some(vs), true) = (
@@ -110,63 +154,42 @@ pub async fn run(
         });
     }
 
-    let services: Api<Service> = Api::namespaced(client.clone(), namespace);
-    let virtual_services: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), namespace, &virtual_service_resource());
-    let apply = PatchParams::apply(FIELD_MANAGER).force();
-    let plain = PatchParams::default();
-    let finalizer: json_patch::Patch = serde_json::from_value(serde_json::json!([
-        {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]}
-    ]))
-    .map_err(|e| BenchError::Baseline {
-        detail: format!("cannot build the finalizer patch: {e}"),
-    })?;
+    Ok(work)
+}
 
-    let (apiserver_cpu, etcd_cpu) = (cpu(apiserver_pid), cpu(etcd_pid));
-    let start = Instant::now();
-    futures::stream::iter(work)
-        .map(|w| {
-            let (api, services, virtual_services) = (api.clone(), services.clone(), virtual_services.clone());
-            let (apply, plain, finalizer) = (&apply, &plain, &finalizer);
-            async move {
-                let doing = |what: &str| format!("baseline: {what} of route {namespace}/{}", w.name);
-                api.patch(&w.name, plain, &Patch::Json::<()>(finalizer.clone()))
-                    .await
-                    .map_err(BenchError::kube(doing("finalizer patch")))?;
-                let service_name = w.service.name_any();
-                services
-                    .patch(&service_name, apply, &Patch::Apply(&w.service))
-                    .await
-                    .map_err(BenchError::kube(doing("Service apply")))?;
-                let vs_name = w.virtual_service.name_any();
-                virtual_services
-                    .patch(&vs_name, apply, &Patch::Apply(&w.virtual_service))
-                    .await
-                    .map_err(BenchError::kube(doing("VirtualService apply")))?;
-                let status = serde_json::json!({"status": {"conditions": [{
-                    "type": READY,
-                    "status": "True",
-                    "reason": "Programmed",
-                    "message": format!("programmed into VirtualService {vs_name}"),
-                    "lastTransitionTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                    "observedGeneration": w.generation,
-                }]}});
-                api.patch_status(&w.name, plain, &Patch::Merge(&status))
-                    .await
-                    .map_err(BenchError::kube(doing("status patch")))?;
-                Ok::<(), BenchError>(())
-            }
-        })
-        .buffer_unordered(concurrency.max(1))
-        .try_collect::<Vec<()>>()
-        .await?;
-    let seconds = start.elapsed().as_secs_f64();
-    Ok(BaselineRun {
-        seconds,
-        writes: created.len() * 4,
-        apiserver_cpu_seconds: cpu(apiserver_pid) - apiserver_cpu,
-        etcd_cpu_seconds: cpu(etcd_pid) - etcd_cpu,
-    })
+impl Writes {
+    /// The four writes the controller makes for one route.
+    async fn route(&self, namespace: &str, w: Work) -> Result<(), BenchError> {
+        let (api, services, virtual_services) =
+            (&self.routes, &self.services, &self.virtual_services);
+        let (apply, plain, finalizer) = (&self.apply, &self.plain, &self.finalizer);
+        let doing = |what: &str| format!("baseline: {what} of route {namespace}/{}", w.name);
+        api.patch(&w.name, plain, &Patch::Json::<()>(finalizer.clone()))
+            .await
+            .map_err(BenchError::kube(doing("finalizer patch")))?;
+        let service_name = w.service.name_any();
+        services
+            .patch(&service_name, apply, &Patch::Apply(&w.service))
+            .await
+            .map_err(BenchError::kube(doing("Service apply")))?;
+        let vs_name = w.virtual_service.name_any();
+        virtual_services
+            .patch(&vs_name, apply, &Patch::Apply(&w.virtual_service))
+            .await
+            .map_err(BenchError::kube(doing("VirtualService apply")))?;
+        let status = serde_json::json!({"status": {"conditions": [{
+            "type": READY,
+            "status": "True",
+            "reason": Reason::Programmed.as_str(),
+            "message": format!("programmed into VirtualService {vs_name}"),
+            "lastTransitionTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "observedGeneration": w.generation,
+        }]}});
+        api.patch_status(&w.name, plain, &Patch::Merge(&status))
+            .await
+            .map_err(BenchError::kube(doing("status patch")))?;
+        Ok(())
+    }
 }
 
 /// How long a baseline may take before we call it stuck.

@@ -7,17 +7,18 @@
 //! Service and VirtualService of 100 routes deleted, and the VirtualService edited, one at a time), and
 //! 60 s of steady state. The bare-client limit (see [`baseline`]) runs last, with the controller stopped.
 
+mod assemble;
 pub mod baseline;
 pub mod error;
 pub mod observe;
-pub mod plot;
-pub mod process;
-pub mod procfs;
-pub mod prom;
+mod plot;
+mod process;
+mod procfs;
+mod prom;
 pub mod results;
 pub mod routes;
-pub mod scenario;
-pub mod stats;
+mod scenario;
+mod stats;
 
 use std::path::PathBuf;
 

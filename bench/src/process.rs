@@ -3,7 +3,7 @@
 //! its metrics read over HTTP.
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use crate::error::BenchError;
 use crate::procfs::{self, ProcessSample};
-use crate::prom::Snapshot;
+use crate::prom::{self, Scrape};
 
 /// How the controller is started.
 #[derive(Clone, Debug)]
@@ -114,14 +114,6 @@ impl ControllerProcess {
         })
     }
 
-    pub fn pid(&self) -> u32 {
-        self.pid
-    }
-
-    pub fn log(&self) -> &Path {
-        &self.log
-    }
-
     /// Fails if the controller has exited (a crash must not look like a slow phase).
     pub fn check_running(&self, phase: &str) -> Result<(), BenchError> {
         let mut child = self
@@ -149,7 +141,7 @@ impl ControllerProcess {
     }
 
     /// One scrape of `/metrics`.
-    pub async fn scrape(&self) -> Result<Snapshot, BenchError> {
+    pub async fn scrape(&self) -> Result<Scrape, BenchError> {
         let fail = |detail: String| BenchError::Scrape {
             url: self.metrics_url.clone(),
             detail,
@@ -169,24 +161,7 @@ impl ControllerProcess {
             .map_err(|e| fail(e.to_string()))?
             .to_bytes();
         let text = String::from_utf8_lossy(&body);
-        Snapshot::parse(&text)
-    }
-
-    /// Waits until `/metrics` answers (the controller is up), checking that it has not died.
-    pub async fn wait_for_metrics(
-        &self,
-        phase: &str,
-        timeout: Duration,
-    ) -> Result<Snapshot, BenchError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            self.check_running(phase)?;
-            match self.scrape().await {
-                Ok(s) => return Ok(s),
-                Err(e) if Instant::now() >= deadline => return Err(e),
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
+        prom::parse(&text)
     }
 
     /// Reads the final CPU and peak RSS, then stops the controller with SIGTERM (SIGKILL after 10 s).
@@ -194,6 +169,7 @@ impl ControllerProcess {
         let sample = self.sample();
         // SAFETY: kill(2) with a pid we spawned and still own (the child has not been reaped: the
         // `Child` handle is alive), so the pid cannot have been reused.
+        #[allow(unsafe_code)]
         unsafe {
             libc::kill(self.pid as libc::pid_t, libc::SIGTERM);
         }

@@ -72,6 +72,7 @@ pub fn parse_status_kib(status: &str, key: &str) -> Option<u64> {
 
 fn clock_ticks_per_second() -> f64 {
     // SAFETY: sysconf only reads a constant of the running system; no memory is passed.
+    #[allow(unsafe_code)]
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if ticks > 0 { ticks as f64 } else { 100.0 }
 }

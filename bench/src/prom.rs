@@ -1,100 +1,43 @@
-//! The Prometheus text exposition format, as far as the benchmark reads the controller's `/metrics`:
-//! counters, gauges and histograms (`_bucket{le=…}`, `_sum`, `_count`). Snapshots are taken at phase
-//! boundaries and subtracted, so each phase gets its own counts and histogram.
+//! The metrics the benchmark reads (the controller's `/metrics`, kube-apiserver's): scrapes parsed by the
+//! controller crate's one parser of the text format (`cfnet_controller::scrape`), and histograms
+//! (`_bucket{le=…}`, `_sum`, `_count`) subtracted between two scrapes and read as quantiles, so that each
+//! phase gets its own counts and histogram.
 
 use std::collections::BTreeMap;
 
+pub use cfnet_controller::scrape::Scrape;
+use cfnet_controller::scrape::parse_value;
 use serde::{Deserialize, Serialize};
 
 use crate::error::BenchError;
 
-/// One sample line: `name{label="value",…} value [timestamp]`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Sample {
-    pub name: String,
-    pub labels: BTreeMap<String, String>,
-    pub value: f64,
+/// Parses a scrape body.
+pub fn parse(text: &str) -> Result<Scrape, BenchError> {
+    Scrape::parse(text).map_err(|e| BenchError::Metrics {
+        detail: e.to_string(),
+    })
 }
 
-/// Every sample of one scrape.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Snapshot {
-    pub samples: Vec<Sample>,
-}
-
-impl Snapshot {
-    /// Parses a scrape body. Comment lines (`# HELP`, `# TYPE`, `# EOF`) are skipped.
-    pub fn parse(text: &str) -> Result<Self, BenchError> {
-        let mut samples = Vec::new();
-        for (n, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let sample = parse_line(line).ok_or_else(|| BenchError::Metrics {
-                detail: format!("line {} is not a Prometheus sample: {line:?}", n + 1),
-            })?;
-            samples.push(sample);
-        }
-        Ok(Self { samples })
+/// The histogram `name` (base name, without `_bucket`) in `scrape`, summed over every other label.
+pub fn histogram(scrape: &Scrape, name: &str) -> Option<Histogram> {
+    let bucket_name = format!("{name}_bucket");
+    let mut buckets: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
+    for s in scrape.samples.iter().filter(|s| s.name == bucket_name) {
+        let le = s.labels.get("le").and_then(|v| parse_value(v))?;
+        // Key by the bit pattern of a finite-or-inf positive bound so that equal bounds merge.
+        let entry = buckets.entry(le.to_bits()).or_insert((le, 0.0));
+        entry.1 += s.value;
     }
-
-    /// Sum of all samples named `name` whose labels include every `(key, value)` of `filter`.
-    pub fn sum(&self, name: &str, filter: &[(&str, &str)]) -> f64 {
-        self.samples
-            .iter()
-            .filter(|s| s.name == name && matches(&s.labels, filter))
-            .map(|s| s.value)
-            .sum()
+    if buckets.is_empty() {
+        return None;
     }
-
-    /// Whether any sample is named `name` (a metric the controller does not export reads as absent,
-    /// not as zero).
-    pub fn has(&self, name: &str) -> bool {
-        self.samples.iter().any(|s| s.name == name)
-    }
-
-    /// Sums of `name` grouped by the values of `label` (e.g. writes by verb).
-    pub fn sum_by(&self, name: &str, labels: &[&str]) -> BTreeMap<String, f64> {
-        let mut out = BTreeMap::new();
-        for s in self.samples.iter().filter(|s| s.name == name) {
-            let key = labels
-                .iter()
-                .map(|l| s.labels.get(*l).map(String::as_str).unwrap_or(""))
-                .collect::<Vec<_>>()
-                .join("/");
-            *out.entry(key).or_insert(0.0) += s.value;
-        }
-        out
-    }
-
-    /// The histogram `name` (base name, without `_bucket`), summed over every other label.
-    pub fn histogram(&self, name: &str) -> Option<Histogram> {
-        let bucket_name = format!("{name}_bucket");
-        let mut buckets: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
-        for s in self.samples.iter().filter(|s| s.name == bucket_name) {
-            let le = s.labels.get("le").and_then(|v| parse_value(v))?;
-            // Key by the bit pattern of a finite-or-inf positive bound so that equal bounds merge.
-            let entry = buckets.entry(le.to_bits()).or_insert((le, 0.0));
-            entry.1 += s.value;
-        }
-        if buckets.is_empty() {
-            return None;
-        }
-        let mut buckets: Vec<(f64, f64)> = buckets.into_values().collect();
-        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
-        Some(Histogram {
-            buckets,
-            sum: self.sum(&format!("{name}_sum"), &[]),
-            count: self.sum(&format!("{name}_count"), &[]),
-        })
-    }
-}
-
-fn matches(labels: &BTreeMap<String, String>, filter: &[(&str, &str)]) -> bool {
-    filter
-        .iter()
-        .all(|(k, v)| labels.get(*k).is_some_and(|have| have == v))
+    let mut buckets: Vec<(f64, f64)> = buckets.into_values().collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    Some(Histogram {
+        buckets,
+        sum: scrape.sum(&format!("{name}_sum"), &[]),
+        count: scrape.sum(&format!("{name}_count"), &[]),
+    })
 }
 
 /// A cumulative histogram: `(upper bound, cumulative count)` in increasing bound order.
@@ -183,78 +126,6 @@ impl Histogram {
     }
 }
 
-fn parse_line(line: &str) -> Option<Sample> {
-    let (name, labels, rest) = match line.find('{') {
-        Some(open) => {
-            let (labels, after) = parse_labels(&line[open + 1..])?;
-            (&line[..open], labels, after)
-        }
-        None => {
-            let end = line.find(char::is_whitespace)?;
-            (&line[..end], BTreeMap::new(), &line[end..])
-        }
-    };
-    let value = parse_value(rest.split_whitespace().next()?)?;
-    let name = name.trim();
-    if name.is_empty() {
-        return None;
-    }
-    Some(Sample {
-        name: name.to_string(),
-        labels,
-        value,
-    })
-}
-
-/// Parses `a="x",b="y\"z"}` and returns the labels and the text after the closing brace.
-fn parse_labels(s: &str) -> Option<(BTreeMap<String, String>, &str)> {
-    let mut labels = BTreeMap::new();
-    let mut rest = s;
-    loop {
-        rest = rest.trim_start_matches([' ', ',']);
-        if let Some(after) = rest.strip_prefix('}') {
-            return Some((labels, after));
-        }
-        let eq = rest.find('=')?;
-        let key = rest[..eq].trim().to_string();
-        let value_text = rest[eq + 1..].trim_start();
-        let mut chars = value_text.char_indices();
-        if chars.next()?.1 != '"' {
-            return None;
-        }
-        let mut value = String::new();
-        let mut escaped = false;
-        let mut end = None;
-        for (i, c) in chars {
-            if escaped {
-                value.push(match c {
-                    'n' => '\n',
-                    other => other,
-                });
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                end = Some(i);
-                break;
-            } else {
-                value.push(c);
-            }
-        }
-        rest = &value_text[end? + 1..];
-        labels.insert(key, value);
-    }
-}
-
-fn parse_value(s: &str) -> Option<f64> {
-    match s {
-        "+Inf" | "Inf" => Some(f64::INFINITY),
-        "-Inf" => Some(f64::NEG_INFINITY),
-        "NaN" => Some(f64::NAN),
-        other => other.parse().ok(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,53 +138,17 @@ controller_runtime_reconcile_time_seconds_bucket{controller="route",le="0.1"} 10
 controller_runtime_reconcile_time_seconds_bucket{controller="route",le="+Inf"} 100
 controller_runtime_reconcile_time_seconds_sum{controller="route"} 0.9
 controller_runtime_reconcile_time_seconds_count{controller="route"} 100
-# TYPE cfnet_api_writes_total counter
-cfnet_api_writes_total{verb="apply",kind="Service"} 1000
-cfnet_api_writes_total{verb="apply",kind="VirtualService"} 1000
-cfnet_api_writes_total{kind="Route",verb="patch"} 2000 1700000000000
-cfnet_odd{msg="a \"quoted\", value}"} 3
 up 1
 # EOF
 "#;
 
     #[test]
-    fn parses_counters_with_labels_in_any_order_and_timestamps() {
-        let s = Snapshot::parse(SCRAPE).unwrap();
-        assert_eq!(s.sum("cfnet_api_writes_total", &[]), 4000.0);
-        assert_eq!(
-            s.sum("cfnet_api_writes_total", &[("verb", "apply")]),
-            2000.0
-        );
-        assert_eq!(
-            s.sum("cfnet_api_writes_total", &[("kind", "Route")]),
-            2000.0
-        );
-        assert_eq!(s.sum("up", &[]), 1.0);
-        assert!(!s.has("absent_metric"));
-        let by = s.sum_by("cfnet_api_writes_total", &["verb", "kind"]);
-        assert_eq!(by.get("patch/Route"), Some(&2000.0));
-    }
-
-    #[test]
-    fn parses_escaped_label_values() {
-        let s = Snapshot::parse(SCRAPE).unwrap();
-        let odd = s.samples.iter().find(|s| s.name == "cfnet_odd").unwrap();
-        assert_eq!(odd.labels["msg"], "a \"quoted\", value}");
-        assert_eq!(odd.value, 3.0);
-    }
-
-    #[test]
-    fn rejects_garbage_with_line_number() {
-        let err = Snapshot::parse("ok 1\nthis is not a sample\n").unwrap_err();
-        assert!(err.to_string().contains("line 2"), "{err}");
-    }
-
-    #[test]
     fn histogram_quantiles_interpolate_like_prometheus() {
-        let h = Snapshot::parse(SCRAPE)
-            .unwrap()
-            .histogram("controller_runtime_reconcile_time_seconds")
-            .unwrap();
+        let h = histogram(
+            &parse(SCRAPE).unwrap(),
+            "controller_runtime_reconcile_time_seconds",
+        )
+        .unwrap();
         assert_eq!(h.count, 100.0);
         // rank 50 falls in (0.005, 0.01] which holds 50 observations, starting at cumulative 10.
         assert!((h.quantile(0.5) - (0.005 + 0.005 * 40.0 / 50.0)).abs() < 1e-12);
@@ -324,9 +159,10 @@ up 1
 
     #[test]
     fn histogram_delta_between_scrapes() {
-        let before = Snapshot::parse(SCRAPE)
-            .unwrap()
-            .histogram("controller_runtime_reconcile_time_seconds");
+        let before = histogram(
+            &parse(SCRAPE).unwrap(),
+            "controller_runtime_reconcile_time_seconds",
+        );
         let after_text = SCRAPE
             .replace("le=\"0.005\"} 10", "le=\"0.005\"} 110")
             .replace("le=\"0.01\"} 60", "le=\"0.01\"} 160")
@@ -336,10 +172,11 @@ up 1
                 "_count{controller=\"route\"} 100",
                 "_count{controller=\"route\"} 200",
             );
-        let after = Snapshot::parse(&after_text)
-            .unwrap()
-            .histogram("controller_runtime_reconcile_time_seconds")
-            .unwrap();
+        let after = histogram(
+            &parse(&after_text).unwrap(),
+            "controller_runtime_reconcile_time_seconds",
+        )
+        .unwrap();
         let delta = after.since(before.as_ref());
         assert_eq!(delta.count, 100.0);
         // All 100 new observations are in the first bucket.

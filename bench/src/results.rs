@@ -201,6 +201,16 @@ impl Results {
     /// report.md: the phase table, the targets and the controller's own figures.
     pub fn report_markdown(&self) -> String {
         let mut md = String::new();
+        self.phases_md(&mut md);
+        self.drift_md(&mut md);
+        self.apiserver_md(&mut md);
+        self.targets_md(&mut md);
+        self.controller_md(&mut md);
+        md
+    }
+
+    /// The run and the phase table, with how each latency is measured.
+    fn phases_md(&self, md: &mut String) {
         let _ = writeln!(
             md,
             "# cfnet bench — {} routes{}\n",
@@ -238,6 +248,10 @@ impl Results {
         for p in &self.phases {
             let _ = writeln!(md, "- {}: {}", p.name, p.latency_definition);
         }
+    }
+
+    /// drift_repair by kind of disturbance.
+    fn drift_md(&self, md: &mut String) {
         if let Some(p) = self.phase("drift_repair") {
             let kinds = [
                 ("Service deleted", "service_deleted"),
@@ -260,6 +274,10 @@ impl Results {
                 let _ = writeln!(md, "\ndrift_repair by kind: {}.", by_kind.join("; "));
             }
         }
+    }
+
+    /// Where the API server's time went during bulk_add, when its metrics were read.
+    fn apiserver_md(&self, md: &mut String) {
         if let Some(bulk) = self
             .phase("bulk_add")
             .filter(|p| !p.apiserver_requests.is_empty())
@@ -289,6 +307,10 @@ impl Results {
                 );
             }
         }
+    }
+
+    /// The targets, the bare-client limit and the steady state.
+    fn targets_md(&self, md: &mut String) {
         md.push_str("\n## Targets\n\n| target | goal | measured | met |\n|---|---|---|---|\n");
         for t in self.targets() {
             let met = match t.met {
@@ -325,6 +347,10 @@ impl Results {
             self.steady_state.source,
             self.steady_state.observed_changes_per_minute
         );
+    }
+
+    /// The controller process: memory, CPU, writes, its histograms.
+    fn controller_md(&self, md: &mut String) {
         md.push_str("\n## Controller process\n\n");
         let _ = writeln!(
             md,
@@ -363,7 +389,6 @@ impl Results {
                 h.p99 * 1e3
             );
         }
-        md
     }
 }
 

@@ -3,16 +3,10 @@
 //! `hostname-<tag>-<i>`, domain `apps.example.com`, path `/<tag>-<update>-<i>`, one destination with
 //! weight 100 on port 8080, and the labels Cloud Controller puts on a Route.
 
-use std::collections::BTreeMap;
-
-use cfnet_api::{
-    AppProcess, DestinationApp, DestinationSelector, Route, RouteDestination, RouteDomain,
-    RouteSpec,
-};
-use kube::api::ObjectMeta;
+use cfnet_api::{Route, fixtures};
 
 /// Domain of every benchmark route.
-pub const DOMAIN: &str = "apps.example.com";
+pub const DOMAIN: &str = fixtures::DOMAIN;
 /// Label that groups the routes of one scenario, as upstream's `tag` label.
 pub const TAG_LABEL: &str = "tag";
 
@@ -44,81 +38,21 @@ pub fn fqdn(route: &Route) -> String {
 }
 
 fn build(namespace: &str, tag: &str, i: usize, host: &str, path: &str) -> Route {
-    let name = format!("route-{tag}-{i}");
-    let app_guid = format!("app-guid-{tag}-{i}");
-    let labels = BTreeMap::from([
-        (TAG_LABEL.to_string(), tag.to_string()),
-        ("app.kubernetes.io/name".to_string(), name.clone()),
-        ("app.kubernetes.io/version".to_string(), "0.0.0".to_string()),
-        (
-            "app.kubernetes.io/managed-by".to_string(),
-            "cloudfoundry".to_string(),
-        ),
-        (
-            "app.kubernetes.io/component".to_string(),
-            "cf-networking".to_string(),
-        ),
-        (
-            "app.kubernetes.io/part-of".to_string(),
-            "cloudfoundry".to_string(),
-        ),
-        (
-            "cloudfoundry.org/org_guid".to_string(),
-            format!("org-guid-{tag}"),
-        ),
-        (
-            "cloudfoundry.org/space_guid".to_string(),
-            format!("space-guid-{tag}"),
-        ),
-        (
-            "cloudfoundry.org/domain_guid".to_string(),
-            "domain-guid".to_string(),
-        ),
-        ("cloudfoundry.org/route_guid".to_string(), name.clone()),
-    ]);
-    let mut route = Route::new(
-        &name,
-        RouteSpec {
-            host: host.to_string(),
-            path: if path.is_empty() {
-                None
-            } else {
-                Some(path.to_string())
-            },
-            url: format!("{host}.{DOMAIN}{path}"),
-            domain: RouteDomain {
-                name: DOMAIN.to_string(),
-                internal: false,
-            },
-            destinations: vec![RouteDestination {
-                guid: format!("destination-guid-{tag}-{i}"),
-                weight: Some(100),
-                port: 8080,
-                app: DestinationApp {
-                    guid: app_guid.clone(),
-                    process: AppProcess {
-                        type_: "web".to_string(),
-                    },
-                },
-                selector: DestinationSelector {
-                    match_labels: BTreeMap::from([
-                        ("cloudfoundry.org/app_guid".to_string(), app_guid),
-                        (
-                            "cloudfoundry.org/process_type".to_string(),
-                            "web".to_string(),
-                        ),
-                    ]),
-                },
-            }],
-        },
-    );
-    route.metadata = ObjectMeta {
-        name: Some(name),
-        namespace: Some(namespace.to_string()),
-        labels: Some(labels),
-        ..ObjectMeta::default()
-    };
-    route
+    fixtures::route(&format!("route-{tag}-{i}"))
+        .namespace(namespace)
+        .host(host)
+        .domain(DOMAIN, false)
+        .path(path)
+        .cloud_controller_labels(&format!("space-guid-{tag}"), &format!("org-guid-{tag}"))
+        .label(TAG_LABEL, tag)
+        .destination(
+            fixtures::destination(
+                &format!("destination-guid-{tag}-{i}"),
+                &format!("app-guid-{tag}-{i}"),
+            )
+            .weight(100),
+        )
+        .build()
 }
 
 /// The merge patch that moves a route to a new path (Cloud Controller never does this — CF routes are

@@ -1,6 +1,7 @@
 //! The bare-client baseline against a real local control plane, observed through the benchmark's watches:
 //! the baseline must leave every route exactly as the controller would (finalizer, one Service, one
 //! VirtualService with the route's path, Ready=True), and the observer must see all of it.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails where its setup does
 
 use std::time::Duration;
 

@@ -110,6 +110,8 @@ impl RouteSpec {
 
 #[cfg(test)]
 mod tests {
+    use kube::Resource;
+
     use super::*;
 
     fn spec(host: &str, domain: &str) -> RouteSpec {
@@ -135,5 +137,12 @@ mod tests {
         assert_eq!(spec("app", "apps.internal").fqdn(), "app.apps.internal");
         // Only ASCII is folded: anything else is refused by validation (punycode is ASCII).
         assert_eq!(spec("ÄPP", "Example.com").fqdn(), "Äpp.example.com");
+    }
+
+    /// The constants name what the derive generates.
+    #[test]
+    fn group_and_api_version_constants_match_the_type() {
+        assert_eq!(Route::group(&()), crate::ROUTE_GROUP);
+        assert_eq!(Route::api_version(&()), crate::ROUTE_API_VERSION);
     }
 }

@@ -9,6 +9,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+use crate::process::{self, LogFormat};
+
 #[derive(clap::Args)]
 pub struct Args {
     /// N: routes of the bulk add, bulk delete and steady-state phases (the sizes: 1000 and 10000).
@@ -27,26 +29,13 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    crate_logging();
-    match bench(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("cfnet bench: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    process::init_logging(LogFormat::Text, "info,kube=warn");
+    process::run_async("bench", async {
+        bench(args).await.map_err(process::one_line)
+    })
 }
 
-fn crate_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
-fn bench(args: Args) -> anyhow::Result<()> {
+async fn bench(args: Args) -> anyhow::Result<()> {
     let routes_given = std::env::args().any(|a| a == "--routes" || a.starts_with("--routes="));
     let routes = if args.quick && !routes_given {
         200
@@ -66,11 +55,7 @@ fn bench(args: Args) -> anyhow::Result<()> {
             "this is a debug build: timings are not representative (use cargo build --release)"
         );
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let results = runtime.block_on(cfnet_bench::run(&config))?;
+    let results = cfnet_bench::run(&config).await?;
     print!("{}", results.report_markdown());
     eprintln!(
         "cfnet bench: wrote {}/results.json, report.md, latency.svg and controller.log",

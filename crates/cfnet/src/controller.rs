@@ -8,7 +8,7 @@
 //!
 //! Process contract: SIGTERM or SIGINT lets in-flight reconciles finish and exits 0 within 10 s (a
 //! watchdog exits 1 if stopping hangs past [`EXIT_DEADLINE`]); an unreachable API server is retried with
-//! back-off and logged (api_backoff.rs), never a reason to exit.
+//! back-off and logged (the controller's client, `cfnet_controller::connect`), never a reason to exit.
 
 use std::collections::hash_map::RandomState;
 use std::future::Future;
@@ -17,25 +17,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
 use cfnet_controller::{Config, EnvConfig, LeaderElection, parse_listen_addr};
-use clap::{ArgAction, ValueEnum};
-use kube::client::ClientBuilder;
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use clap::ArgAction;
 
-use crate::api_backoff::ApiBackoffLayer;
+use crate::process::{self, LogFormat, Signals};
 
 /// After SIGTERM/SIGINT the process is gone within this long, whatever hangs: the controller gives
-/// in-flight reconciles 8 s and its servers 1 s, the runtime gets [`RUNTIME_SHUTDOWN`].
+/// in-flight reconciles 8 s and its servers 1 s, the runtime gets 300 ms.
 const EXIT_DEADLINE: Duration = Duration::from_millis(9500);
-/// How long leftover tasks get once `run` has returned.
-const RUNTIME_SHUTDOWN: Duration = Duration::from_millis(300);
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -63,7 +52,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    init_logging(args.log_format);
+    process::init_logging(args.log_format, "info");
     let config = match config_from(&args) {
         Ok(c) => c,
         Err(e) => {
@@ -71,26 +60,11 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cfnet controller: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let served = runtime.block_on(serve(args.kubeconfig, config));
-    // A task that ignores cancellation (e.g. blocking I/O) must not hold the exit.
-    runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
-    match served {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("cfnet controller: {e:#}");
-            ExitCode::from(1)
-        }
-    }
+    process::run_async("controller", async {
+        serve(args.kubeconfig, config)
+            .await
+            .map_err(process::one_line)
+    })
 }
 
 fn config_from(args: &Args) -> anyhow::Result<Config> {
@@ -124,42 +98,10 @@ fn identity() -> String {
     format!("{host}_{:016x}", hasher.finish())
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
-}
-
-/// A client whose requests back off while the API server is unreachable (api_backoff.rs).
-async fn client(kubeconfig: Option<PathBuf>) -> anyhow::Result<kube::Client> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let kc = Kubeconfig::read_from(&path)
-                .with_context(|| format!("cannot read --kubeconfig {}: give a readable kubeconfig file", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-                .await
-                .with_context(|| format!("cannot use --kubeconfig {}: check its current context", path.display()))?
-        }
-        None => kube::Config::infer().await.context(
-            "no Kubernetes configuration: pass --kubeconfig, set KUBECONFIG, or run in a pod with a service account",
-        )?,
-    };
-    let server = config.cluster_url.to_string();
-    let builder = ClientBuilder::try_from(config)
-        .context("cannot build a Kubernetes client from the configuration")?;
-    Ok(builder.with_layer(&ApiBackoffLayer::new(server)).build())
-}
-
 async fn serve(kubeconfig: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
     // Handlers first: a signal that arrives while we start is still a clean stop, not a kill.
     let shutdown = shutdown_signal()?;
-    let client = client(kubeconfig).await?;
+    let client = cfnet_controller::connect(kubeconfig.as_deref()).await?;
     cfnet_controller::run(config, client, shutdown).await?;
     Ok(())
 }
@@ -167,14 +109,9 @@ async fn serve(kubeconfig: Option<PathBuf>, config: Config) -> anyhow::Result<()
 /// Completes on SIGTERM (Kubernetes) or SIGINT (Ctrl-C) and arms the [`EXIT_DEADLINE`] watchdog.
 /// The handlers are installed when this is called, not when the future is first polled.
 fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()> + Send> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+    let mut signals = Signals::install().map_err(anyhow::Error::msg)?;
     Ok(async move {
-        let name = tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
-        };
+        let name = signals.recv().await;
         tracing::info!("{name} received: finishing in-flight reconciles, exiting within 10 s");
         arm_exit_deadline(name);
     })

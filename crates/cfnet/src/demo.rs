@@ -14,17 +14,17 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use cfnet_api::{ConditionStatus, READY, Route, VirtualService};
-use cfnet_controller::{Config, Controller, is_ours};
+use cfnet_api::{READY, Route, VirtualService};
+use cfnet_controller::{Config, InProcess, error_chain, is_ours};
 use cfnet_testenv::{ControlPlane, Error as TestenvError, Options};
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
-use tokio::signal::unix::{Signal, SignalKind, signal};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
-const DEFAULT_GATEWAY: &str = "cf-system/istio-ingressgateway";
+use crate::process::{self, LogFormat, Signals};
+use crate::render::DEFAULT_GATEWAY;
+use crate::tables::tables;
+
 /// Field manager of the demo's Route applies (the controller's own is `cfnet-routecontroller`).
 const FIELD_MANAGER: &str = "cfnet-demo";
 /// How long the in-process controller gets to stop before the control plane goes.
@@ -51,68 +51,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    crate::command::init_quiet_logging();
-    crate::command::block_on("demo", demo(args))
-}
-
-/// SIGINT and SIGTERM, installed before anything starts so that neither kills us half-way.
-struct Signals {
-    int: Signal,
-    term: Signal,
-}
-
-impl Signals {
-    fn install() -> Result<Self, String> {
-        let int = signal(SignalKind::interrupt())
-            .map_err(|e| format!("cannot install the SIGINT handler: {e}"))?;
-        let term = signal(SignalKind::terminate())
-            .map_err(|e| format!("cannot install the SIGTERM handler: {e}"))?;
-        Ok(Signals { int, term })
-    }
-
-    /// The name of the first signal received.
-    async fn recv(&mut self) -> &'static str {
-        tokio::select! {
-            _ = self.int.recv() => "SIGINT",
-            _ = self.term.recv() => "SIGTERM",
-        }
-    }
-}
-
-/// The in-process controller and the means to stop it.
-struct RunningController {
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<Result<(), cfnet_controller::Error>>,
-}
-
-impl RunningController {
-    fn start(gateway: &str, client: Client) -> Self {
-        let mut config = Config::new(gateway);
-        config.workers = 2;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let controller = Controller::new(config, client);
-        let task = tokio::spawn(controller.run(async move {
-            let _ = stopped.await;
-        }));
-        RunningController { stop, task }
-    }
-
-    /// Asks the controller to finish its in-flight work and waits for it (bounded).
-    async fn stop(self) -> Result<(), String> {
-        let _ = self.stop.send(());
-        let mut task = self.task;
-        match tokio::time::timeout(CONTROLLER_STOP, &mut task).await {
-            Ok(Ok(Ok(()))) => Ok(()),
-            Ok(Ok(Err(e))) => Err(format!("the controller failed: {e}")),
-            Ok(Err(e)) => Err(format!("the controller task failed: {e}")),
-            Err(_) => {
-                task.abort();
-                Err(format!(
-                    "the controller did not stop within {CONTROLLER_STOP:?}; stopped it"
-                ))
-            }
-        }
-    }
+    process::init_logging(LogFormat::Text, process::QUIET);
+    process::run_async("demo", demo(args))
 }
 
 async fn demo(args: Args) -> Result<(), String> {
@@ -125,7 +65,51 @@ async fn demo(args: Args) -> Result<(), String> {
         args.examples.display(),
         namespaces.iter().cloned().collect::<Vec<_>>().join(", ")
     );
+    let Some(mut cp) = start_control_plane(&args, &mut signals).await? else {
+        return Ok(());
+    };
+    let client = cfnet_controller::connect(Some(cp.kubeconfig_path()))
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot connect to the local control plane: {}",
+                error_chain(&e)
+            )
+        })?;
+    let mut config = Config::new(&args.gateway);
+    config.workers = 2;
+    let controller = InProcess::start(config, client.clone());
+    eprintln!(
+        "cfnet demo: RouteController running in-process (gateway {})",
+        args.gateway
+    );
 
+    let outcome = tokio::select! {
+        shown = show(&client, &routes, &namespaces, &args) => shown.map(|()| None),
+        name = signals.recv() => Ok(Some(name)),
+    };
+    let outcome = match outcome {
+        Ok(None) if !args.exit_when_ready => {
+            println!(
+                "\nThe controller keeps running against kube-apiserver {} at {}. In another shell:\n  \
+                 KUBECONFIG={} kubectl get routes -A\n\
+                 cfnet demo: ready. Ctrl-C stops the controller, kube-apiserver and etcd.",
+                cp.apiserver_version(),
+                cp.server_url(),
+                cp.kubeconfig_path().display()
+            );
+            keep_running(&mut cp, &mut signals, &controller).await
+        }
+        other => other,
+    };
+    stop(controller, cp, args.state_dir.is_some(), outcome).await
+}
+
+/// Installs etcd and kube-apiserver when missing and starts them; `None` when a signal came first.
+async fn start_control_plane(
+    args: &Args,
+    signals: &mut Signals,
+) -> Result<Option<ControlPlane>, String> {
     match cfnet_testenv::locate_binaries() {
         Ok(found) => eprintln!(
             "cfnet demo: starting etcd and kube-apiserver on 127.0.0.1 (binaries in {})",
@@ -149,11 +133,11 @@ async fn demo(args: Args) -> Result<(), String> {
         ..Options::default()
     };
     // A signal during start-up drops the half-started control plane, which stops its servers.
-    let mut cp = tokio::select! {
+    let cp = tokio::select! {
         started = ControlPlane::start_with(options) => started.map_err(control_plane_failed)?,
         name = signals.recv() => {
             eprintln!("cfnet demo: {name} during start-up; stopped");
-            return Ok(());
+            return Ok(None);
         }
     };
     eprintln!(
@@ -163,35 +147,20 @@ async fn demo(args: Args) -> Result<(), String> {
         cp.startup_duration().as_secs_f64(),
         cp.state_dir().display()
     );
+    Ok(Some(cp))
+}
 
-    let controller = RunningController::start(&args.gateway, cp.client());
-    eprintln!(
-        "cfnet demo: RouteController running in-process (gateway {})",
-        args.gateway
-    );
-
-    let outcome = tokio::select! {
-        shown = show(&cp, &routes, &namespaces, &args) => shown.map(|()| None),
-        name = signals.recv() => Ok(Some(name)),
-    };
-    let outcome = match outcome {
-        Ok(None) if !args.exit_when_ready => {
-            println!(
-                "\nThe controller keeps running against kube-apiserver {} at {}. In another shell:\n  \
-                 KUBECONFIG={} kubectl get routes -A\n\
-                 cfnet demo: ready. Ctrl-C stops the controller, kube-apiserver and etcd.",
-                cp.apiserver_version(),
-                cp.server_url(),
-                cp.kubeconfig_path().display()
-            );
-            keep_running(&mut cp, &mut signals, &controller).await
-        }
-        other => other,
-    };
-
-    // Stop in dependency order: the controller first (it finishes its in-flight writes), then the servers.
-    let stopped = controller.stop().await;
-    let kept = args.state_dir.is_some();
+/// Stops in dependency order: the controller first (it finishes its in-flight writes), then the servers.
+async fn stop(
+    controller: InProcess,
+    mut cp: ControlPlane,
+    kept: bool,
+    outcome: Result<Option<&'static str>, String>,
+) -> Result<(), String> {
+    let stopped = controller
+        .stop(CONTROLLER_STOP)
+        .await
+        .map_err(|e| error_chain(&e));
     tokio::task::block_in_place(|| {
         if kept {
             // It names ports that are about to close.
@@ -202,15 +171,12 @@ async fn demo(args: Args) -> Result<(), String> {
     match (outcome, stopped) {
         (Err(e), _) => Err(e),
         (Ok(_), Err(e)) => Err(e),
-        (Ok(name), Ok(())) => {
-            match name {
-                Some(name) => {
-                    eprintln!(
-                        "cfnet demo: {name} received; controller, kube-apiserver and etcd stopped"
-                    )
-                }
-                None => eprintln!("cfnet demo: controller, kube-apiserver and etcd stopped"),
-            }
+        (Ok(Some(name)), Ok(())) => {
+            eprintln!("cfnet demo: {name} received; controller, kube-apiserver and etcd stopped");
+            Ok(())
+        }
+        (Ok(None), Ok(())) => {
+            eprintln!("cfnet demo: controller, kube-apiserver and etcd stopped");
             Ok(())
         }
     }
@@ -220,7 +186,7 @@ async fn demo(args: Args) -> Result<(), String> {
 async fn keep_running(
     cp: &mut ControlPlane,
     signals: &mut Signals,
-    controller: &RunningController,
+    controller: &InProcess,
 ) -> Result<Option<&'static str>, String> {
     let mut health = tokio::time::interval(Duration::from_millis(500));
     loop {
@@ -229,7 +195,7 @@ async fn keep_running(
             _ = health.tick() => {
                 cp.check_running().map_err(|e| format!(
                     "{e}\n(the control plane stopped under the demo; its logs are in {})", cp.state_dir().display()))?;
-                if controller.task.is_finished() {
+                if controller.is_finished() {
                     return Err("the controller stopped unexpectedly; its log lines above say why".into());
                 }
             }
@@ -270,7 +236,7 @@ fn read_examples(dir: &Path) -> Result<Vec<Route>, String> {
         sources.push((file.display().to_string(), text));
     }
     let mut warnings = Vec::new();
-    let routes = crate::render::read_routes(&sources, &mut warnings)
+    let routes = crate::manifest::read_routes(&sources, &mut warnings)
         .map_err(|e| format!("{e}; fix the file or pass --examples DIR"))?;
     for w in warnings {
         eprintln!("cfnet demo: {w}");
@@ -286,12 +252,12 @@ fn read_examples(dir: &Path) -> Result<Vec<Route>, String> {
 
 /// Namespaces, applies, waits for Ready, prints the tables.
 async fn show(
-    cp: &ControlPlane,
+    client: &Client,
     routes: &[Route],
     namespaces: &BTreeSet<String>,
     args: &Args,
 ) -> Result<(), String> {
-    let client = cp.client();
+    let client = client.clone();
     for ns in namespaces {
         ensure_namespace(&client, ns).await?;
     }
@@ -443,220 +409,17 @@ async fn wait_for_ready(
     }
 }
 
-/// The three tables, deterministic: every list sorted by namespace and name.
-fn tables(
-    routes: &[Route],
-    services: &mut [Service],
-    virtual_services: &mut [VirtualService],
-) -> String {
-    services.sort_by_key(|s| (s.namespace(), s.name_any()));
-    virtual_services.sort_by_key(|v| (v.namespace(), v.name_any()));
-    let mut out = String::new();
-    out.push_str(&format!("\nRoutes ({})\n", routes.len()));
-    out.push_str(&routes_table(routes));
-    out.push_str(&format!("\nServices ({})\n", services.len()));
-    out.push_str(&services_table(services));
-    out.push_str(&format!("\nVirtualServices ({})\n", virtual_services.len()));
-    out.push_str(&virtual_services_table(virtual_services));
-    out
-}
-
-fn routes_table(routes: &[Route]) -> String {
-    let rows = routes
-        .iter()
-        .map(|r| {
-            let ready = r
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY));
-            let status = match ready.map(|c| c.status) {
-                Some(ConditionStatus::True) => "True",
-                Some(ConditionStatus::False) => "False",
-                Some(ConditionStatus::Unknown) => "Unknown",
-                None => "-",
-            };
-            vec![
-                r.namespace().unwrap_or_default(),
-                r.name_any(),
-                r.spec.url.clone(),
-                status.to_string(),
-                ready.and_then(|c| c.reason.clone()).unwrap_or_default(),
-                ready.and_then(|c| c.message.clone()).unwrap_or_default(),
-            ]
-        })
-        .collect::<Vec<_>>();
-    table(
-        &["NAMESPACE", "NAME", "URL", "READY", "REASON", "MESSAGE"],
-        &rows,
-    )
-}
-
-fn services_table(services: &[Service]) -> String {
-    let rows = services
-        .iter()
-        .map(|s| {
-            let spec = s.spec.as_ref();
-            let ports = spec
-                .and_then(|sp| sp.ports.as_ref())
-                .map(|ports| {
-                    ports
-                        .iter()
-                        .map(|p| {
-                            format!(
-                                "{}{}/{}",
-                                p.name
-                                    .as_deref()
-                                    .map(|n| format!("{n}:"))
-                                    .unwrap_or_default(),
-                                p.port,
-                                p.protocol.as_deref().unwrap_or("TCP")
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-                .unwrap_or_default();
-            let selector = spec
-                .and_then(|sp| sp.selector.as_ref())
-                .map(|sel| {
-                    sel.iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-                .unwrap_or_default();
-            vec![
-                s.namespace().unwrap_or_default(),
-                s.name_any(),
-                ports,
-                selector,
-            ]
-        })
-        .collect::<Vec<_>>();
-    table(&["NAMESPACE", "NAME", "PORTS", "SELECTOR"], &rows)
-}
-
-/// One row per VirtualService, continued by one row per further http route (ROUTES column only).
-fn virtual_services_table(virtual_services: &[VirtualService]) -> String {
-    let mut rows = Vec::new();
-    for vs in virtual_services {
-        let http_routes: Vec<String> = vs
-            .spec
-            .http
-            .iter()
-            .map(|h| {
-                let prefix = h
-                    .match_
-                    .iter()
-                    .filter_map(|m| m.uri.as_ref()?.prefix.clone())
-                    .collect::<Vec<_>>();
-                let matched = if prefix.is_empty() {
-                    "(any path)".to_string()
-                } else {
-                    prefix.join(",")
-                };
-                let destinations = h
-                    .route
-                    .iter()
-                    .map(|d| {
-                        if d.weight == 0 {
-                            d.destination.host.clone()
-                        } else {
-                            format!("{} {}", d.destination.host, d.weight)
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                format!("{matched} -> {destinations}")
-            })
-            .collect();
-        let mut first = vec![
-            vs.namespace().unwrap_or_default(),
-            vs.name_any(),
-            vs.spec.hosts.join(","),
-            vs.spec.gateways.join(","),
-        ];
-        let mut http_routes = http_routes.into_iter();
-        first.push(http_routes.next().unwrap_or_default());
-        rows.push(first);
-        for more in http_routes {
-            rows.push(vec![
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                more,
-            ]);
-        }
-    }
-    table(
-        &[
-            "NAMESPACE",
-            "NAME",
-            "HOSTS",
-            "GATEWAYS",
-            "ROUTES (PATH PREFIX -> HOST WEIGHT)",
-        ],
-        &rows,
-    )
-}
-
-/// Left-aligned columns two spaces apart; the last column is not padded.
-fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: &mut dyn Iterator<Item = &str>| {
-        let mut text = String::new();
-        for (i, cell) in cells.enumerate() {
-            if i + 1 < widths.len() {
-                text.push_str(cell);
-                let pad = widths[i] - cell.chars().count() + 2;
-                text.extend(std::iter::repeat_n(' ', pad));
-            } else {
-                text.push_str(cell);
-            }
-        }
-        let mut text = text.trim_end().to_string();
-        text.push('\n');
-        text
-    };
-    let mut out = line(&mut headers.iter().copied());
-    for row in rows {
-        out.push_str(&line(&mut row.iter().map(String::as_str)));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn tables_align_columns_and_leave_the_last_unpadded() {
-        let rows = vec![
-            vec!["ns".to_string(), "a-long-name".to_string(), "x".to_string()],
-            vec!["namespace".to_string(), "b".to_string(), String::new()],
-        ];
-        assert_eq!(
-            table(&["NAMESPACE", "NAME", "LAST"], &rows),
-            "NAMESPACE  NAME         LAST\n\
-             ns         a-long-name  x\n\
-             namespace  b\n"
-        );
-    }
-
-    #[test]
     fn ready_condition_must_observe_the_applied_generation() {
-        let mut route: Route = serde_json::from_value(serde_json::json!({
-            "apiVersion": "networking.cloudfoundry.org/v1alpha1", "kind": "Route",
-            "metadata": {"name": "r", "namespace": "ns", "generation": 2},
-            "spec": {"host": "h", "url": "h.d", "domain": {"name": "d", "internal": false}, "destinations": []},
-            "status": {"conditions": [{"type": "Ready", "status": "True", "observedGeneration": 1}]}
-        }))
+        let mut route = cfnet_api::fixtures::route("r").namespace("ns").build();
+        route.metadata.generation = Some(2);
+        route.status = serde_json::from_value(serde_json::json!(
+            {"conditions": [{"type": "Ready", "status": "True", "observedGeneration": 1}]}
+        ))
         .unwrap();
         assert!(ready_condition(&route, 2).is_none(), "stale condition");
         if let Some(s) = route.status.as_mut() {

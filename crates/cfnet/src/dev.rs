@@ -13,7 +13,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use cfnet_testenv::{ControlPlane, Istiod, IstiodOptions, Options};
-use tokio::signal::unix::{Signal, SignalKind, signal};
+
+use crate::process::{self, LogFormat, Signals};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -74,37 +75,12 @@ fn install() -> ExitCode {
 }
 
 fn up(args: UpArgs) -> ExitCode {
-    crate::command::init_quiet_logging();
-    crate::command::block_on("dev up", up_async(args))
-}
-
-/// SIGINT and SIGTERM, the two ways to stop `dev up`.
-struct StopSignals {
-    int: Signal,
-    term: Signal,
-}
-
-impl StopSignals {
-    fn new() -> Result<StopSignals, String> {
-        Ok(StopSignals {
-            int: signal(SignalKind::interrupt())
-                .map_err(|e| format!("cannot handle SIGINT: {e}"))?,
-            term: signal(SignalKind::terminate())
-                .map_err(|e| format!("cannot handle SIGTERM: {e}"))?,
-        })
-    }
-
-    /// The name of the first of them to arrive.
-    async fn recv(&mut self) -> &'static str {
-        tokio::select! {
-            _ = self.int.recv() => "SIGINT",
-            _ = self.term.recv() => "SIGTERM",
-        }
-    }
+    process::init_logging(LogFormat::Text, process::QUIET);
+    process::run_async("dev up", up_async(args))
 }
 
 async fn up_async(args: UpArgs) -> Result<(), String> {
-    let mut signals = StopSignals::new()?;
+    let mut signals = Signals::install()?;
     // Written again only once istiod is ready: a file from an earlier run would name a dead port.
     let istiod_file = args.state_dir.join("istiod");
     remove_if_present(&istiod_file)?;
@@ -142,49 +118,14 @@ async fn up_async(args: UpArgs) -> Result<(), String> {
         cp.startup_duration().as_secs_f64(),
     );
 
-    let mut istiod = None;
-    if args.istiod {
-        let options = IstiodOptions {
-            install_missing: false,
-            ..IstiodOptions::default()
-        };
-        let started = tokio::select! {
-            started = Istiod::start(&cp, options) => Some(started),
-            signal = signals.recv() => {
-                eprintln!("cfnet dev up: {signal} during istiod start-up; stopped");
-                None
-            }
-        };
-        let started = match started {
-            Some(Ok(started)) => started,
-            failed => {
-                let _ = std::fs::remove_file(cp.kubeconfig_path());
-                cp.stop();
-                return match failed {
-                    Some(Err(e)) => Err(e.to_string()),
-                    _ => Ok(()),
-                };
-            }
-        };
-        write_atomically(&istiod_file, &format!("{}\n", started.xds_addr()))?;
-        println!(
-            "cfnet dev up: istiod {} ready in {:.1} s\n\
-             \n  xDS (plaintext gRPC, ADS): {} (also in {})\n  \
-             debug: http://{}/debug/configz   metrics: http://{}/metrics\n  \
-             Istio's validating webhook: https://{}/validate (ValidatingWebhookConfiguration {})\n",
-            started.version(),
-            started.startup_duration().as_secs_f64(),
-            started.xds_addr(),
-            istiod_file.display(),
-            started.http_addr(),
-            started.monitoring_addr(),
-            started
-                .webhook_addr()
-                .map_or_else(|| "-".to_string(), |a| a.to_string()),
-            cfnet_testenv::istio_webhook::CONFIG_NAME,
-        );
-        istiod = Some(started);
-    }
+    let istiod = if args.istiod {
+        match start_istiod(&mut cp, &mut signals, &istiod_file).await? {
+            Some(istiod) => Some(istiod),
+            None => return Ok(()),
+        }
+    } else {
+        None
+    };
     println!(
         "logs: {dir}/kube-apiserver.log, {dir}/etcd.log{}\nStop with Ctrl-C.",
         if istiod.is_some() {
@@ -194,21 +135,8 @@ async fn up_async(args: UpArgs) -> Result<(), String> {
         }
     );
 
-    let mut health = tokio::time::interval(Duration::from_millis(500));
-    let outcome = loop {
-        tokio::select! {
-            signal = signals.recv() => break Ok(signal),
-            _ = health.tick() => {
-                let running = cp.check_running().and_then(|()| match istiod.as_mut() {
-                    Some(istiod) => istiod.check_running(),
-                    None => Ok(()),
-                });
-                if let Err(e) = running {
-                    break Err(e.to_string());
-                }
-            }
-        }
-    };
+    let mut istiod = istiod;
+    let outcome = run_until_stopped(&mut cp, istiod.as_mut(), &mut signals).await;
     // Both files name ports that are about to close.
     let _ = std::fs::remove_file(&istiod_file);
     let _ = std::fs::remove_file(cp.kubeconfig_path());
@@ -227,6 +155,78 @@ async fn up_async(args: UpArgs) -> Result<(), String> {
             Ok(())
         }
         Err(e) => Err(e),
+    }
+}
+
+/// Starts istiod next to `cp` and writes its xDS address to `file`; `None` when a signal came first. On
+/// failure or a signal the control plane is stopped.
+async fn start_istiod(
+    cp: &mut ControlPlane,
+    signals: &mut Signals,
+    file: &Path,
+) -> Result<Option<Istiod>, String> {
+    let options = IstiodOptions {
+        install_missing: false,
+        ..IstiodOptions::default()
+    };
+    let started = tokio::select! {
+        started = Istiod::start(cp, options) => Some(started),
+        signal = signals.recv() => {
+            eprintln!("cfnet dev up: {signal} during istiod start-up; stopped");
+            None
+        }
+    };
+    let started = match started {
+        Some(Ok(started)) => started,
+        failed => {
+            let _ = std::fs::remove_file(cp.kubeconfig_path());
+            cp.stop();
+            return match failed {
+                Some(Err(e)) => Err(e.to_string()),
+                _ => Ok(None),
+            };
+        }
+    };
+    write_atomically(file, &format!("{}\n", started.xds_addr()))?;
+    println!(
+        "cfnet dev up: istiod {} ready in {:.1} s\n\
+         \n  xDS (plaintext gRPC, ADS): {} (also in {})\n  \
+         debug: http://{}/debug/configz   metrics: http://{}/metrics\n  \
+         Istio's validating webhook: https://{}/validate (ValidatingWebhookConfiguration {})\n",
+        started.version(),
+        started.startup_duration().as_secs_f64(),
+        started.xds_addr(),
+        file.display(),
+        started.http_addr(),
+        started.monitoring_addr(),
+        started
+            .webhook_addr()
+            .map_or_else(|| "-".to_string(), |a| a.to_string()),
+        cfnet_testenv::istio_webhook::CONFIG_NAME,
+    );
+    Ok(Some(started))
+}
+
+/// Runs until a signal (its name) or until a server dies (the error).
+async fn run_until_stopped(
+    cp: &mut ControlPlane,
+    mut istiod: Option<&mut Istiod>,
+    signals: &mut Signals,
+) -> Result<&'static str, String> {
+    let mut health = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            signal = signals.recv() => return Ok(signal),
+            _ = health.tick() => {
+                let running = cp.check_running().and_then(|()| match istiod.as_deref_mut() {
+                    Some(istiod) => istiod.check_running(),
+                    None => Ok(()),
+                });
+                if let Err(e) = running {
+                    return Err(e.to_string());
+                }
+            }
+        }
     }
 }
 

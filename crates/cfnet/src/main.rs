@@ -1,18 +1,8 @@
-//! The `cfnet` binary: wires the crates together and owns the process edge (arguments, environment,
-//! exit codes, signals, logging).
-
-mod api_backoff;
-mod bench;
-mod command;
-mod controller;
-mod crd;
-mod demo;
-mod dev;
-mod malloc;
-mod render;
+//! The `cfnet` binary: parses the command line and hands each subcommand to the library (lib.rs).
 
 use std::process::ExitCode;
 
+use cfnet::{controller, crd, malloc, render};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -30,7 +20,8 @@ struct Cli {
 enum Command {
     /// One-command demo: local control plane + in-process controller + the example Routes, printed as
     /// Routes, Services and VirtualServices; runs until Ctrl-C (or --exit-when-ready).
-    Demo(demo::Args),
+    #[cfg(feature = "dev-tools")]
+    Demo(cfnet::demo::Args),
     /// Run the RouteController: Routes -> Services + Istio VirtualServices.
     Controller(controller::Args),
     /// Translate Route YAML/JSON offline into the Services and VirtualServices the controller would write.
@@ -38,21 +29,25 @@ enum Command {
     /// Print the Route CustomResourceDefinition (YAML).
     Crd(crd::Args),
     /// Local control plane (etcd + kube-apiserver on loopback) for trying cfnet and for tests.
+    #[cfg(feature = "dev-tools")]
     #[command(subcommand)]
-    Dev(dev::Command),
+    Dev(cfnet::dev::Command),
     /// Stress benchmark of the controller against the local control plane.
-    Bench(bench::Args),
+    #[cfg(feature = "dev-tools")]
+    Bench(cfnet::bench::Args),
 }
 
 fn main() -> ExitCode {
     malloc::tune();
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Demo(args) => demo::run(args),
+    match Cli::parse().command {
+        #[cfg(feature = "dev-tools")]
+        Command::Demo(args) => cfnet::demo::run(args),
         Command::Controller(args) => controller::run(args),
         Command::Render(args) => render::run(args),
         Command::Crd(args) => crd::run(args),
-        Command::Dev(cmd) => dev::run(cmd),
-        Command::Bench(args) => bench::run(args),
+        #[cfg(feature = "dev-tools")]
+        Command::Dev(cmd) => cfnet::dev::run(cmd),
+        #[cfg(feature = "dev-tools")]
+        Command::Bench(args) => cfnet::bench::run(args),
     }
 }

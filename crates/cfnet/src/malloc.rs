@@ -18,6 +18,7 @@ pub fn tune() {
         const TRIM_THRESHOLD: libc::c_int = 128 * 1024;
         // SAFETY: mallopt only changes allocator parameters; called before any other thread exists.
         // A refused setting (return value 0) leaves glibc's default, which is also correct.
+        #[allow(unsafe_code)]
         unsafe {
             libc::mallopt(libc::M_ARENA_MAX, 1);
             libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);

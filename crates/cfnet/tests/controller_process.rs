@@ -8,23 +8,26 @@
 //! test closes and reopens on the same port (the local API server picks new ports on every start, and a
 //! restarted one would have a new CA and token).
 //! Fails (never skips) when etcd/kube-apiserver cannot be installed or started.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails where its setup does
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cfnet_api::{ConditionStatus, READY, Route};
+use cfnet_api::{ConditionStatus, READY, Route, fixtures};
 use cfnet_testenv::ControlPlane;
 use k8s_openapi::api::core::v1::Service;
 use kube::Client;
 use kube::api::{Api, PostParams};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+
+mod common;
 
 const CFNET: &str = env!("CARGO_BIN_EXE_cfnet");
 const GATEWAY: &str = "cf-system/istio-ingressgateway";
@@ -127,8 +130,7 @@ impl ControllerProcess {
 
     /// Sends SIGTERM and returns the exit status and how long the exit took (at most `limit`).
     async fn terminate(&mut self, limit: Duration) -> (ExitStatus, Duration) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        common::signal(&self.child, libc::SIGTERM);
         let sent = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -152,26 +154,14 @@ impl Drop for ControllerProcess {
 }
 
 fn route(namespace: &str, name: &str, host: &str, destination: &str) -> Route {
-    serde_json::from_value(json!({
-        "apiVersion": "networking.cloudfoundry.org/v1alpha1",
-        "kind": "Route",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "host": host,
-            "url": format!("{host}.apps.example.com"),
-            "domain": {"name": "apps.example.com", "internal": false},
-            "destinations": [{
-                "guid": destination,
-                "port": 8080,
-                "app": {"guid": format!("app-{destination}"), "process": {"type": "web"}},
-                "selector": {"matchLabels": {
-                    "cloudfoundry.org/app_guid": format!("app-{destination}"),
-                    "cloudfoundry.org/process_type": "web"
-                }}
-            }]
-        }
-    }))
-    .unwrap()
+    fixtures::route(name)
+        .namespace(namespace)
+        .host(host)
+        .destination(fixtures::destination(
+            destination,
+            &format!("app-{destination}"),
+        ))
+        .build()
 }
 
 async fn create_route(client: &Client, namespace: &str, name: &str, destination: &str) {
@@ -364,6 +354,23 @@ impl Outage {
     }
 }
 
+/// The admin kubeconfig, written into `dir` and pointed at the forwarder (the serving certificate is for
+/// 127.0.0.1, any port).
+fn through_forwarder(cp: &ControlPlane, outage: &Outage, dir: &Path) -> PathBuf {
+    let kubeconfig = dir.join("kubeconfig");
+    let text = std::fs::read_to_string(cp.kubeconfig_path()).unwrap();
+    assert!(text.contains(cp.server_url()));
+    std::fs::write(
+        &kubeconfig,
+        text.replace(
+            cp.server_url(),
+            &format!("https://127.0.0.1:{}", outage.port),
+        ),
+    )
+    .unwrap();
+    kubeconfig
+}
+
 /// `500ms`, `1s`, `2.5s` (Rust's Debug of Duration) in milliseconds.
 fn millis(debug: &str) -> u64 {
     if let Some(ms) = debug.strip_suffix("ms") {
@@ -418,34 +425,9 @@ fn assert_growing(attempts: &[(u64, u64)], log: &str) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreachable_api_server_is_retried_with_back_off_and_then_served() {
-    let cp = ControlPlane::start().await.unwrap();
-    let ns = cp.create_namespace("outage").await.unwrap();
-    let client = cp.client();
-    let api_addr: SocketAddr = cp
-        .server_url()
-        .strip_prefix("https://")
-        .unwrap()
-        .parse()
-        .unwrap();
-    let mut outage = Outage::new(api_addr);
-    // The admin kubeconfig, pointed at the forwarder (the serving certificate is for 127.0.0.1, any port).
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    let text = std::fs::read_to_string(cp.kubeconfig_path()).unwrap();
-    assert!(text.contains(cp.server_url()));
-    std::fs::write(
-        &kubeconfig,
-        text.replace(
-            cp.server_url(),
-            &format!("https://127.0.0.1:{}", outage.port),
-        ),
-    )
-    .unwrap();
-
-    // 1. Started while the API server is unreachable: stays up, backs off, logs every attempt.
-    let mut controller = ControllerProcess::start(&kubeconfig);
+/// Started while the API server is unreachable: after 7 s the process is alive, not ready, and has
+/// logged every failed attempt with a growing wait.
+async fn stays_up_and_backs_off(controller: &mut ControllerProcess, port: u16) {
     tokio::time::sleep(Duration::from_secs(7)).await;
     controller.assert_running();
     assert_eq!(
@@ -459,13 +441,33 @@ async fn an_unreachable_api_server_is_retried_with_back_off_and_then_served() {
         "not ready without the API server"
     );
     let log = controller.logs().join("\n");
-    let at_start = back_off_lines(&controller, outage.port, 0);
+    let at_start = back_off_lines(controller, port, 0);
     assert_eq!(at_start[0].0, 1, "{log}");
     assert_eq!(at_start[0].1, 500, "the first wait is 500 ms: {log}");
     assert_growing(&at_start, &log);
     // 7 s of waits 0.5 + 1 + 2 + 4 → no more than five attempts: no ~1 s retry loop.
     assert!(at_start.len() <= 5, "backs off, not a tight loop: {log}");
     eprintln!("API server down at start, (attempt, wait ms): {at_start:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_api_server_is_retried_with_back_off_and_then_served() {
+    let cp = ControlPlane::start().await.unwrap();
+    let ns = cp.create_namespace("outage").await.unwrap();
+    let client = cp.client();
+    let mut outage = Outage::new(
+        cp.server_url()
+            .strip_prefix("https://")
+            .unwrap()
+            .parse()
+            .unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = through_forwarder(&cp, &outage, dir.path());
+
+    // 1. Started while the API server is unreachable: stays up, backs off, logs every attempt.
+    let mut controller = ControllerProcess::start(&kubeconfig);
+    stays_up_and_backs_off(&mut controller, outage.port).await;
 
     // 2. The API server answers: ready, and Routes are programmed.
     outage.open().await;

@@ -3,6 +3,7 @@
 //! Services and VirtualServices listed are exactly those `cfnet render` derives from the same files, and
 //! nothing is left running afterwards — with `--exit-when-ready` and on Ctrl-C (SIGINT).
 //! Fails (never skips) when etcd/kube-apiserver cannot be installed or started.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails where its setup does
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
@@ -11,7 +12,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::{KillOnDrop, exit_within, processes_naming, signal};
 use serde_json::Value;
+
+mod common;
 
 const CFNET: &str = env!("CARGO_BIN_EXE_cfnet");
 
@@ -189,42 +193,6 @@ fn check_tables(output: &str) {
     );
 }
 
-/// Live processes other than `except` whose command line names `dir` (etcd and kube-apiserver carry it
-/// in their flags).
-fn processes_naming(dir: &Path, except: u32) -> Vec<String> {
-    let needle = dir.display().to_string();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| *pid != except)
-        .filter(|pid| {
-            // Zombies are dead.
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-                s.rsplit_once(')')
-                    .is_some_and(|(_, r)| !r.trim_start().starts_with('Z'))
-            })
-        })
-        .filter_map(|pid| {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            cmdline
-                .contains(&needle)
-                .then(|| format!("{pid}: {cmdline}"))
-        })
-        .collect()
-}
-
-/// Kills the demo if the test fails half-way (its servers then die through PDEATHSIG).
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn state_dir() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::Builder::new()
         .prefix("cfnet-demo-test-")
@@ -264,6 +232,28 @@ fn demo_exit_when_ready_reports_every_example_and_stops_everything() {
     );
 }
 
+/// The demo's stdout up to and including its `cfnet demo: ready.` line.
+fn read_until_ready(rx: &mpsc::Receiver<String>, demo: &mut Child, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    let mut output = String::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                output.push_str(&line);
+                output.push('\n');
+                if line.starts_with("cfnet demo: ready.") {
+                    return output;
+                }
+            }
+            Err(e) => {
+                let status = demo.try_wait().unwrap();
+                panic!("no ready line ({e}; demo status {status:?}); stdout so far:\n{output}");
+            }
+        }
+    }
+}
+
 #[test]
 fn demo_runs_until_sigint_then_stops_everything() {
     let (_dir, state) = state_dir();
@@ -293,24 +283,7 @@ fn demo_runs_until_sigint_then_stops_everything() {
     });
 
     // Start-up may include installing the binaries on a fresh machine.
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let mut output = String::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => {
-                output.push_str(&line);
-                output.push('\n');
-                if line.starts_with("cfnet demo: ready.") {
-                    break;
-                }
-            }
-            Err(e) => {
-                let status = demo.0.try_wait().unwrap();
-                panic!("no ready line ({e}; demo status {status:?}); stdout so far:\n{output}");
-            }
-        }
-    }
+    let output = read_until_ready(&rx, &mut demo.0, Duration::from_secs(300));
     check_tables(&output);
     let kubectl = format!(
         "KUBECONFIG={} kubectl get routes -A",
@@ -327,19 +300,12 @@ fn demo_runs_until_sigint_then_stops_everything() {
         "etcd and kube-apiserver run while the demo does"
     );
 
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(demo.0.id() as libc::pid_t, libc::SIGINT) };
-    let signalled = Instant::now();
-    let status = loop {
-        if let Some(status) = demo.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            signalled.elapsed() < Duration::from_secs(15),
-            "cfnet demo did not stop within 15 s of SIGINT"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    signal(&demo.0, libc::SIGINT);
+    let status = exit_within(
+        &mut demo.0,
+        Duration::from_secs(15),
+        "cfnet demo after SIGINT",
+    );
     let stderr = stderr_reader.join().unwrap();
     assert!(
         status.success(),

@@ -3,13 +3,17 @@
 //! (the plaintext xDS address `127.0.0.1:PORT` and a newline) appears once istiod is ready; SIGTERM/SIGINT stop
 //! everything cleanly and remove both files; a missing binary names `cfnet dev install`.
 //! Fails (never skips) when a binary is missing: install them with `cfnet dev install`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails where its setup does
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{KillOnDrop, exit_within, processes_naming};
 use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
+
+mod common;
 
 const CFNET: &str = env!("CARGO_BIN_EXE_cfnet");
 
@@ -27,39 +31,39 @@ fn wait_for_file(path: &Path, child: &mut Child, within: Duration) {
     panic!("{} did not appear within {within:?}", path.display());
 }
 
-/// Live processes (other than `cfnet dev up` itself) whose command line names the state dir.
-fn server_pids_in(state_dir: &Path, except: u32) -> Vec<u32> {
-    let needle = state_dir.display().to_string();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| *pid != except)
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).contains(&needle))
-                .unwrap_or(false)
-        })
-        .filter(|pid| {
-            // Zombies are dead.
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .map(|s| {
-                    s.rsplit_once(')')
-                        .is_some_and(|(_, r)| !r.trim_start().starts_with('Z'))
-                })
-                .unwrap_or(false)
-        })
-        .collect()
+/// DIR/istiod holds istiod's plaintext xDS address on 127.0.0.1 and a newline, and the port accepts.
+fn assert_xds_address(istiod_file: &Path) {
+    let contents = std::fs::read_to_string(istiod_file).unwrap();
+    let addr = contents
+        .strip_suffix('\n')
+        .unwrap_or_else(|| panic!("DIR/istiod ends with a newline: {contents:?}"));
+    let addr: std::net::SocketAddr = addr
+        .parse()
+        .unwrap_or_else(|e| panic!("DIR/istiod holds an address: {contents:?}: {e}"));
+    assert_eq!(addr.ip().to_string(), "127.0.0.1", "{contents:?}");
+    std::net::TcpStream::connect(addr).expect("istiod's xDS port accepts connections");
 }
 
-/// Kills `cfnet dev up` if the test fails half-way (its servers then die through PDEATHSIG).
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// The admin kubeconfig works, and the Route CRD is installed.
+fn assert_routes_can_be_listed(kubeconfig: &Path) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let config = kube::Config::from_custom_kubeconfig(
+            Kubeconfig::read_from(kubeconfig).unwrap(),
+            &KubeConfigOptions::default(),
+        )
+        .await
+        .unwrap();
+        let client = kube::Client::try_from(config).unwrap();
+        let routes: Api<cfnet_api::Route> = Api::all(client);
+        routes
+            .list(&ListParams::default())
+            .await
+            .expect("the Route CRD is installed");
+    });
 }
 
 fn run_until_ready_then_signal(signal: libc::c_int, istiod: bool) {
@@ -81,64 +85,32 @@ fn run_until_ready_then_signal(signal: libc::c_int, istiod: bool) {
     wait_for_file(&kubeconfig, &mut child.0, Duration::from_secs(60));
     if istiod {
         wait_for_file(&istiod_file, &mut child.0, Duration::from_secs(60));
-        let contents = std::fs::read_to_string(&istiod_file).unwrap();
-        let addr = contents
-            .strip_suffix('\n')
-            .unwrap_or_else(|| panic!("DIR/istiod ends with a newline: {contents:?}"));
-        let addr: std::net::SocketAddr = addr
-            .parse()
-            .unwrap_or_else(|e| panic!("DIR/istiod holds an address: {contents:?}: {e}"));
-        assert_eq!(addr.ip().to_string(), "127.0.0.1", "{contents:?}");
-        std::net::TcpStream::connect(addr).expect("istiod's xDS port accepts connections");
+        assert_xds_address(&istiod_file);
     } else {
         assert!(!istiod_file.exists(), "no DIR/istiod without --istiod");
     }
     assert_eq!(
-        server_pids_in(state.path(), child.0.id()).len(),
+        processes_naming(state.path(), child.0.id()).len(),
         if istiod { 3 } else { 2 },
         "etcd and kube-apiserver (and istiod) run"
     );
 
     // The kubeconfig works as soon as it exists, and the CRDs are already there.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let config = kube::Config::from_custom_kubeconfig(
-            Kubeconfig::read_from(&kubeconfig).unwrap(),
-            &KubeConfigOptions::default(),
-        )
-        .await
-        .unwrap();
-        let client = kube::Client::try_from(config).unwrap();
-        let routes: Api<cfnet_api::Route> = Api::all(client);
-        routes
-            .list(&ListParams::default())
-            .await
-            .expect("the Route CRD is installed");
-    });
+    assert_routes_can_be_listed(&kubeconfig);
 
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.0.id() as libc::pid_t, signal) };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "cfnet dev up did not stop on signal {signal}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    common::signal(&child.0, signal);
+    let status = exit_within(
+        &mut child.0,
+        Duration::from_secs(20),
+        &format!("cfnet dev up after signal {signal}"),
+    );
     assert!(
         status.success(),
         "cfnet dev up exits 0 on signal {signal}: {status}"
     );
     assert_eq!(
-        server_pids_in(state.path(), child.0.id()),
-        Vec::<u32>::new(),
+        processes_naming(state.path(), child.0.id()),
+        Vec::<String>::new(),
         "no server survives"
     );
     assert!(
@@ -200,8 +172,8 @@ fn dev_up_istiod_without_pilot_discovery_names_the_install_command() {
     assert!(!state.path().join("istiod").exists());
     assert!(!state.path().join("kubeconfig").exists());
     assert_eq!(
-        server_pids_in(state.path(), 0),
-        Vec::<u32>::new(),
+        processes_naming(state.path(), 0),
+        Vec::<String>::new(),
         "etcd and kube-apiserver are stopped"
     );
 }

@@ -4,6 +4,7 @@
 //!
 //! helm comes from scripts/install-helm.sh (built from the Go module proxy into the cfnet cache when missing);
 //! the tests fail, never skip, when it cannot be had.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails where its setup does
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -165,41 +166,8 @@ fn chart_passes_helm_lint_with_default_and_custom_values() {
     .unwrap_or_else(|e| panic!("helm lint (custom values):\n{e}"));
 }
 
-#[test]
-fn defaults_render_the_controller_with_its_configuration_probes_and_hardening() {
-    let objs = rendered(&[]);
-
-    let cm = find(&objs, "ConfigMap", "cf-system", "routecontroller-config");
-    assert_eq!(
-        cm["data"],
-        json!({
-            "ISTIO_GATEWAY_NAME": "cf-system/istio-ingressgateway",
-            "LEADER_ELECTION_NAMESPACE": "cf-system",
-            "RESYNC_INTERVAL": "900",
-        })
-    );
-    find(&objs, "ServiceAccount", "cf-system", "routecontroller");
-
-    let deploy = find(&objs, "Deployment", "cf-system", "routecontroller");
-    assert_eq!(deploy["spec"]["replicas"], 2);
-    assert_eq!(
-        deploy["spec"]["selector"]["matchLabels"],
-        json!({"app": "routecontroller"}),
-        "the Go controller's selector"
-    );
-    let pod = &deploy["spec"]["template"];
-    assert_eq!(pod["spec"]["serviceAccountName"], "routecontroller");
-    let annotations = &pod["metadata"]["annotations"];
-    assert_eq!(annotations["prometheus.io/scrape"], "true");
-    assert_eq!(annotations["prometheus.io/port"], "8080");
-    assert_eq!(annotations["prometheus.io/path"], "/metrics");
-    assert_eq!(pod["spec"]["securityContext"]["runAsNonRoot"], true);
-    assert_eq!(
-        pod["spec"]["securityContext"]["seccompProfile"]["type"],
-        "RuntimeDefault"
-    );
-
-    let c = controller_container(&objs, "cf-system");
+/// The controller container with the default values: image, arguments, probes, ports, resources, hardening.
+fn default_container(c: &Value) {
     assert_eq!(
         c["image"], "ghcr.io/cloudfoundry/cfnet:0.1.0",
         "tag defaults to the appVersion"
@@ -243,6 +211,43 @@ fn defaults_render_the_controller_with_its_configuration_probes_and_hardening() 
     assert_eq!(sc["readOnlyRootFilesystem"], true);
     assert_eq!(sc["runAsNonRoot"], true);
     assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]));
+}
+
+#[test]
+fn defaults_render_the_controller_with_its_configuration_probes_and_hardening() {
+    let objs = rendered(&[]);
+
+    let cm = find(&objs, "ConfigMap", "cf-system", "routecontroller-config");
+    assert_eq!(
+        cm["data"],
+        json!({
+            "ISTIO_GATEWAY_NAME": "cf-system/istio-ingressgateway",
+            "LEADER_ELECTION_NAMESPACE": "cf-system",
+            "RESYNC_INTERVAL": "900",
+        })
+    );
+    find(&objs, "ServiceAccount", "cf-system", "routecontroller");
+
+    let deploy = find(&objs, "Deployment", "cf-system", "routecontroller");
+    assert_eq!(deploy["spec"]["replicas"], 2);
+    assert_eq!(
+        deploy["spec"]["selector"]["matchLabels"],
+        json!({"app": "routecontroller"}),
+        "the Go controller's selector"
+    );
+    let pod = &deploy["spec"]["template"];
+    assert_eq!(pod["spec"]["serviceAccountName"], "routecontroller");
+    let annotations = &pod["metadata"]["annotations"];
+    assert_eq!(annotations["prometheus.io/scrape"], "true");
+    assert_eq!(annotations["prometheus.io/port"], "8080");
+    assert_eq!(annotations["prometheus.io/path"], "/metrics");
+    assert_eq!(pod["spec"]["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["spec"]["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+
+    default_container(controller_container(&objs, "cf-system"));
 
     let pdb = find(&objs, "PodDisruptionBudget", "cf-system", "routecontroller");
     assert_eq!(pdb["spec"]["maxUnavailable"], 1);
@@ -429,11 +434,9 @@ const CUSTOM: &[&str] = &[
     "controller.workers=8",
 ];
 
-#[test]
-fn custom_values_change_namespaces_domains_image_and_policies() {
-    let objs = rendered(CUSTOM);
-
-    let cm = find(&objs, "ConfigMap", "cf-core", "routecontroller-config");
+/// CUSTOM's controller: its configuration, image, resources, arguments, RBAC and NetworkPolicy.
+fn custom_controller(objs: &[Value]) {
+    let cm = find(objs, "ConfigMap", "cf-core", "routecontroller-config");
     assert_eq!(
         cm["data"]["ISTIO_GATEWAY_NAME"],
         "cf-core/istio-ingressgateway"
@@ -441,14 +444,14 @@ fn custom_values_change_namespaces_domains_image_and_policies() {
     assert_eq!(cm["data"]["LEADER_ELECTION_NAMESPACE"], "cf-core");
     assert_eq!(cm["data"]["RESYNC_INTERVAL"], "30");
 
-    let deploy = find(&objs, "Deployment", "cf-core", "routecontroller");
+    let deploy = find(objs, "Deployment", "cf-core", "routecontroller");
     assert_eq!(deploy["spec"]["replicas"], 3);
     assert!(
         deploy["spec"]["template"]["metadata"]["annotations"]
             .get("prometheus.io/scrape")
             .is_none()
     );
-    let c = controller_container(&objs, "cf-core");
+    let c = controller_container(objs, "cf-core");
     assert_eq!(c["image"], "registry.test/cfnet:1.2.3");
     assert_eq!(c["imagePullPolicy"], "Always");
     assert_eq!(c["resources"]["limits"]["memory"], "128Mi");
@@ -464,17 +467,20 @@ fn custom_values_change_namespaces_domains_image_and_policies() {
     );
 
     assert_eq!(
-        find(&objs, "ClusterRoleBinding", "", "routecontroller")["subjects"][0]["namespace"],
+        find(objs, "ClusterRoleBinding", "", "routecontroller")["subjects"][0]["namespace"],
         "cf-core"
     );
-    find(&objs, "Role", "cf-core", "routecontroller-leader-election");
+    find(objs, "Role", "cf-core", "routecontroller-leader-election");
     assert_eq!(
-        find(&objs, "NetworkPolicy", "cf-core", "routecontroller")["spec"]["egress"][1]["to"],
+        find(objs, "NetworkPolicy", "cf-core", "routecontroller")["spec"]["egress"][1]["to"],
         json!([{"ipBlock": {"cidr": "10.0.0.1/32"}}])
     );
+}
 
+/// CUSTOM's Istio objects: Gateway servers, system VirtualServices, mTLS and sidecars.
+fn custom_istio(objs: &[Value]) {
     // The system domain is also an app domain: served with the system certificate to the workloads namespaces.
-    let gw = find(&objs, "Gateway", "cf-core", "istio-ingressgateway");
+    let gw = find(objs, "Gateway", "cf-core", "istio-ingressgateway");
     assert_eq!(
         gw["spec"]["servers"],
         json!([
@@ -491,7 +497,7 @@ fn custom_values_change_namespaces_domains_image_and_policies() {
     );
 
     let api = find(
-        &objs,
+        objs,
         "VirtualService",
         "cf-core",
         "cf-api-external-virtual-service",
@@ -506,7 +512,7 @@ fn custom_values_change_namespaces_domains_image_and_policies() {
         json!({"host": "cc.cf-core.svc.cluster.local", "port": {"number": 9022}})
     );
     let uaa = find(
-        &objs,
+        objs,
         "VirtualService",
         "cf-core",
         "uaa-external-virtual-service",
@@ -527,16 +533,23 @@ fn custom_values_change_namespaces_domains_image_and_policies() {
     );
 
     // Mesh-wide STRICT mTLS: one policy in the Istio root namespace, none per namespace.
-    assert_eq!(count(&objs, "PeerAuthentication"), 1);
-    find(&objs, "PeerAuthentication", "mesh-system", "default");
+    assert_eq!(count(objs, "PeerAuthentication"), 1);
+    find(objs, "PeerAuthentication", "mesh-system", "default");
 
     for ns in ["apps-a", "apps-b"] {
         assert_eq!(
-            find(&objs, "Sidecar", ns, "default")["spec"]["egress"][0]["hosts"],
+            find(objs, "Sidecar", ns, "default")["spec"]["egress"][0]["hosts"],
             json!(["./*", "cf-core/*"])
         );
     }
-    find(&objs, "ConfigMap", "mesh-system", "cf-k8s-networking-mesh");
+    find(objs, "ConfigMap", "mesh-system", "cf-k8s-networking-mesh");
+}
+
+#[test]
+fn custom_values_change_namespaces_domains_image_and_policies() {
+    let objs = rendered(CUSTOM);
+    custom_controller(&objs);
+    custom_istio(&objs);
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! `cfnet render` against a real kube-apiserver (crates/testenv): the examples are accepted as Routes by the
 //! committed CRD, the CRD rejects what it promises to reject, and every rendered Service and VirtualService
 //! is accepted by server-side apply (the controller's write path), ownerReferences and all.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails where its setup does
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -63,15 +64,8 @@ fn render_json(input: &str) -> (Option<i32>, serde_json::Value, String) {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rendered_objects_are_accepted_by_the_api_server() {
-    let cp = cfnet_testenv::ControlPlane::start()
-        .await
-        .expect("starting the local control plane");
-    let client = cp.client();
-    let ns = cp.create_namespace("render").await.expect("namespace");
-
-    // The committed CRD (what we ship) replaces the one testenv installed from the types.
+/// The committed CRD (what we ship) replaces the one testenv installed from the types.
+async fn install_committed_crd(client: &kube::Client) {
     let crd_text = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../deploy/crds/networking.cloudfoundry.org_routes.yaml"),
@@ -88,6 +82,46 @@ async fn rendered_objects_are_accepted_by_the_api_server() {
     )
     .await
     .expect("the committed CRD is accepted");
+}
+
+/// Server-side applies the rendered Services and VirtualServices as the controller would.
+async fn apply_rendered(client: &kube::Client, ns: &str, items: &[serde_json::Value]) {
+    let params = PatchParams::apply(cfnet_api::FIELD_MANAGER).force();
+    let services: Api<Service> = Api::namespaced(client.clone(), ns);
+    let virtual_services: Api<VirtualService> = Api::namespaced(client.clone(), ns);
+    for item in items {
+        let name = item["metadata"]["name"].as_str().expect("name").to_owned();
+        match item["kind"].as_str() {
+            Some("Service") => {
+                let svc: Service = serde_json::from_value(item.clone()).expect("service");
+                services
+                    .patch(&name, &params, &Patch::Apply(&svc))
+                    .await
+                    .expect("Service applied");
+            }
+            Some("VirtualService") => {
+                let vs: VirtualService = serde_json::from_value(item.clone()).expect("vs");
+                let applied = virtual_services
+                    .patch(&name, &params, &Patch::Apply(&vs))
+                    .await
+                    .expect("VirtualService applied");
+                // Round trip: what the server stores is what we wrote.
+                assert_eq!(applied.spec, vs.spec);
+            }
+            other => panic!("unexpected kind {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rendered_objects_are_accepted_by_the_api_server() {
+    let cp = cfnet_testenv::ControlPlane::start()
+        .await
+        .expect("starting the local control plane");
+    let client = cp.client();
+    let ns = cp.create_namespace("render").await.expect("namespace");
+
+    install_committed_crd(&client).await;
 
     let routes: Api<Route> = Api::namespaced(client.clone(), &ns);
     for r in example_routes(&ns) {
@@ -130,31 +164,8 @@ async fn rendered_objects_are_accepted_by_the_api_server() {
     let items = rendered["items"].as_array().expect("items");
     assert_eq!(items.len(), 14, "{rendered:#}");
 
-    let params = PatchParams::apply("cfnet-routecontroller").force();
+    apply_rendered(&client, &ns, items).await;
     let services: Api<Service> = Api::namespaced(client.clone(), &ns);
-    let virtual_services: Api<VirtualService> = Api::namespaced(client.clone(), &ns);
-    for item in items {
-        let name = item["metadata"]["name"].as_str().expect("name").to_owned();
-        match item["kind"].as_str() {
-            Some("Service") => {
-                let svc: Service = serde_json::from_value(item.clone()).expect("service");
-                services
-                    .patch(&name, &params, &Patch::Apply(&svc))
-                    .await
-                    .expect("Service applied");
-            }
-            Some("VirtualService") => {
-                let vs: VirtualService = serde_json::from_value(item.clone()).expect("vs");
-                let applied = virtual_services
-                    .patch(&name, &params, &Patch::Apply(&vs))
-                    .await
-                    .expect("VirtualService applied");
-                // Round trip: what the server stores is what we wrote.
-                assert_eq!(applied.spec, vs.spec);
-            }
-            other => panic!("unexpected kind {other:?}"),
-        }
-    }
     let stored = services
         .list(&ListParams::default())
         .await

@@ -9,8 +9,6 @@ use std::time::Duration;
 pub const LEASE_NAME: &str = "cf-k8s-networking-routecontroller";
 /// Upstream's default when `RESYNC_INTERVAL` is unset.
 pub const DEFAULT_RESYNC_INTERVAL: Duration = Duration::from_secs(30);
-/// Field manager of every server-side apply.
-pub const FIELD_MANAGER: &str = "cfnet-routecontroller";
 
 /// Everything `run` needs besides a client.
 #[derive(Clone, Debug)]

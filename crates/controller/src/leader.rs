@@ -22,7 +22,7 @@ async fn build(
         .with_identity(le.identity.clone())
         .with_duration(le.lease_duration.as_secs().max(2))
         .with_grace(le.renew_before.as_secs().max(1))
-        .with_field_manager(format!("cfnet-routecontroller-{}", le.identity))
+        .with_field_manager(format!("{}-{}", cfnet_api::FIELD_MANAGER, le.identity))
         .build()
         .await
 }

@@ -1,12 +1,30 @@
 //! Prometheus metrics: upstream's controller-runtime names (so its dashboards and stress harness keep
 //! working) plus cfnet's own: propagation latency, managed objects, queue depth and API writes.
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+use cfnet_api::VirtualService;
+use k8s_openapi::api::core::v1::Service;
+
+use crate::child::Child;
+use crate::error::Category;
+use crate::scrape::sum_samples;
+
+/// The metric names as scraped, defined once for the controller and its readers (tests, benchmark).
+pub mod names {
+    pub const RECONCILE_TOTAL: &str = "controller_runtime_reconcile_total";
+    pub const RECONCILE_ERRORS_TOTAL: &str = "controller_runtime_reconcile_errors_total";
+    pub const RECONCILE_TIME_SECONDS: &str = "controller_runtime_reconcile_time_seconds";
+    pub const PROPAGATION_SECONDS: &str = "cfnet_propagation_seconds";
+    pub const MANAGED_OBJECTS: &str = "cfnet_managed_objects";
+    pub const QUEUE_DEPTH: &str = "cfnet_queue_depth";
+    pub const API_WRITES_TOTAL: &str = "cfnet_api_writes_total";
+}
 
 /// controller-runtime v0.8.3's reconcile-time buckets (reference §2.1), so upstream's stress harness,
 /// which reads p95 as the first bucket bound above 95 %, works unchanged.
@@ -18,6 +36,11 @@ pub const RECONCILE_BUCKETS: [f64; 40] = [
 
 /// Value of the `controller` label, as controller-runtime named upstream's `For(&Route{})` controller.
 const CONTROLLER: &str = "route";
+
+/// The registry appends `_total` to counters.
+fn counter_name(total: &'static str) -> &'static str {
+    total.strip_suffix("_total").unwrap_or(total)
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ControllerLabels {
@@ -31,14 +54,33 @@ struct ResultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    controller: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
     kind: &'static str,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+/// `{verb, kind}`, plus `reason` (the [`Category`]) on a write the API refused or failed.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
 struct WriteLabels {
     verb: &'static str,
     kind: &'static str,
+    reason: Option<&'static str>,
+}
+
+impl EncodeLabelSet for WriteLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), std::fmt::Error> {
+        ("verb", self.verb).encode(encoder.encode_label())?;
+        ("kind", self.kind).encode(encoder.encode_label())?;
+        if let Some(reason) = self.reason {
+            ("reason", reason).encode(encoder.encode_label())?;
+        }
+        Ok(())
+    }
 }
 
 fn reconcile_histogram() -> Histogram {
@@ -69,7 +111,7 @@ impl Verb {
 pub struct Metrics {
     registry: Registry,
     reconcile_total: Family<ResultLabels, Counter>,
-    reconcile_errors: Family<ControllerLabels, Counter>,
+    reconcile_errors: Family<ErrorLabels, Counter>,
     reconcile_time: Family<ControllerLabels, Histogram, fn() -> Histogram>,
     propagation: Histogram,
     managed_objects: Family<KindLabels, Gauge>,
@@ -87,7 +129,7 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::default();
         let reconcile_total = Family::<ResultLabels, Counter>::default();
-        let reconcile_errors = Family::<ControllerLabels, Counter>::default();
+        let reconcile_errors = Family::<ErrorLabels, Counter>::default();
         let reconcile_time =
             Family::<ControllerLabels, Histogram, fn() -> Histogram>::new_with_constructor(
                 reconcile_histogram,
@@ -97,38 +139,38 @@ impl Metrics {
         let queue_depth = Gauge::default();
         let api_writes = Family::<WriteLabels, Counter>::default();
         registry.register(
-            "controller_runtime_reconcile",
+            counter_name(names::RECONCILE_TOTAL),
             "Total number of reconciliations per controller",
             reconcile_total.clone(),
         );
         registry.register(
-            "controller_runtime_reconcile_errors",
-            "Total number of reconciliation errors per controller",
+            counter_name(names::RECONCILE_ERRORS_TOTAL),
+            "Total number of reconciliation errors per controller, by the reason of the first failed call",
             reconcile_errors.clone(),
         );
         registry.register(
-            "controller_runtime_reconcile_time_seconds",
+            names::RECONCILE_TIME_SECONDS,
             "Length of time per reconciliation per controller",
             reconcile_time.clone(),
         );
         registry.register(
-            "cfnet_propagation_seconds",
+            names::PROPAGATION_SECONDS,
             "Time from a Route change seen by the watch to its FQDN's children applied and status written",
             propagation.clone(),
         );
         registry.register(
-            "cfnet_managed_objects",
+            names::MANAGED_OBJECTS,
             "Objects owned by the controller in its cache, by kind",
             managed_objects.clone(),
         );
         registry.register(
-            "cfnet_queue_depth",
+            names::QUEUE_DEPTH,
             "FQDN keys waiting to be reconciled",
             queue_depth.clone(),
         );
         registry.register(
-            "cfnet_api_writes",
-            "Writes sent to the Kubernetes API, by verb and kind",
+            counter_name(names::API_WRITES_TOTAL),
+            "Writes sent to the Kubernetes API, by verb and kind; with a reason when the API refused or failed one",
             api_writes.clone(),
         );
         // Make the series visible at 0 before the first reconcile, so that a reader sees them at once.
@@ -138,13 +180,16 @@ impl Metrics {
                 result,
             }));
         }
-        drop(reconcile_errors.get_or_create(&ControllerLabels {
-            controller: CONTROLLER,
-        }));
+        for reason in Category::ALL {
+            drop(reconcile_errors.get_or_create(&ErrorLabels {
+                controller: CONTROLLER,
+                reason: reason.as_str(),
+            }));
+        }
         drop(reconcile_time.get_or_create(&ControllerLabels {
             controller: CONTROLLER,
         }));
-        for kind in ["Service", "VirtualService"] {
+        for kind in [Service::KIND, VirtualService::KIND] {
             drop(managed_objects.get_or_create(&KindLabels { kind }));
         }
         Metrics {
@@ -167,18 +212,20 @@ impl Metrics {
         out
     }
 
-    pub(crate) fn reconciled(&self, seconds: f64, ok: bool) {
-        let result = if ok { "success" } else { "error" };
+    /// A reconcile that took `seconds`; `Err` with the category of its first failed call.
+    pub(crate) fn reconciled(&self, seconds: f64, outcome: Result<(), Category>) {
+        let result = if outcome.is_ok() { "success" } else { "error" };
         self.reconcile_total
             .get_or_create(&ResultLabels {
                 controller: CONTROLLER,
                 result,
             })
             .inc();
-        if !ok {
+        if let Err(reason) = outcome {
             self.reconcile_errors
-                .get_or_create(&ControllerLabels {
+                .get_or_create(&ErrorLabels {
                     controller: CONTROLLER,
+                    reason: reason.as_str(),
                 })
                 .inc();
         }
@@ -203,32 +250,21 @@ impl Metrics {
         self.queue_depth.set(depth as i64);
     }
 
-    pub(crate) fn wrote(&self, verb: Verb, kind: &'static str) {
+    /// A write sent to the API; `Err` with the category when the API refused or failed it.
+    pub(crate) fn wrote(&self, verb: Verb, kind: &'static str, outcome: Result<(), Category>) {
         self.api_writes
             .get_or_create(&WriteLabels {
                 verb: verb.as_str(),
                 kind,
+                reason: outcome.err().map(Category::as_str),
             })
             .inc();
     }
 
-    /// Sum of `cfnet_api_writes_total` over all verbs and kinds (tests, benchmark).
+    /// Sum of `cfnet_api_writes_total` over all verbs, kinds and reasons (tests, benchmark).
     pub fn api_writes_total(&self) -> u64 {
-        sum_samples(&self.encode(), "cfnet_api_writes_total") as u64
+        sum_samples(&self.encode(), names::API_WRITES_TOTAL) as u64
     }
-}
-
-/// Sums every sample of `name` (any labels) in a Prometheus text exposition; for tests and the benchmark,
-/// which read the controller's metrics the way a scraper would.
-pub fn sum_samples(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 #[cfg(test)]
@@ -238,10 +274,10 @@ mod tests {
     #[test]
     fn exposes_upstream_names_and_buckets() {
         let m = Metrics::new();
-        m.reconciled(0.2, true);
-        m.reconciled(0.2, false);
-        m.wrote(Verb::Apply, "Service");
-        m.wrote(Verb::Delete, "VirtualService");
+        m.reconciled(0.2, Ok(()));
+        m.reconciled(0.2, Err(Category::Forbidden));
+        m.wrote(Verb::Apply, "Service", Ok(()));
+        m.wrote(Verb::Delete, "VirtualService", Err(Category::Conflict));
         let text = m.encode();
         assert!(
             text.contains(
@@ -250,13 +286,21 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains(r#"controller_runtime_reconcile_errors_total{controller="route"} 1"#),
+            text.contains(
+                r#"controller_runtime_reconcile_errors_total{controller="route",reason="forbidden"} 1"#
+            ),
             "{text}"
         );
         assert!(text.contains(r#"controller_runtime_reconcile_time_seconds_bucket{le="0.25",controller="route"} 2"#)
             || text.contains(r#"controller_runtime_reconcile_time_seconds_bucket{controller="route",le="0.25"} 2"#), "{text}");
         assert!(
             text.contains(r#"cfnet_api_writes_total{verb="apply",kind="Service"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"cfnet_api_writes_total{verb="delete",kind="VirtualService",reason="conflict"} 1"#
+            ),
             "{text}"
         );
         assert_eq!(m.api_writes_total(), 2);

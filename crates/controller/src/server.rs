@@ -11,7 +11,7 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::error::Error;
+use crate::error::StartError;
 use crate::metrics::Metrics;
 
 #[derive(Clone)]
@@ -46,13 +46,15 @@ pub(crate) async fn bind(
     what: &'static str,
     flag: &'static str,
     addr: SocketAddr,
-) -> Result<TcpListener, Error> {
-    TcpListener::bind(addr).await.map_err(|source| Error::Bind {
-        what,
-        flag,
-        addr,
-        source,
-    })
+) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            what,
+            flag,
+            addr,
+            source,
+        })
 }
 
 /// Serves until `shutdown` turns true. Both endpoints sets are served on every listener given.

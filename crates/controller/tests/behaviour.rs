@@ -1,5 +1,6 @@
 //! What cfnet does beyond upstream: drift repair by watch, isolation of an invalid route, foreign
 //! objects left alone, convergence after downtime, zero writes at steady state.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails where its setup does
 
 mod common;
 
@@ -33,6 +34,64 @@ async fn events_for(client: &Client, ns: &str, route: &str) -> Vec<(String, Stri
         .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(route))
         .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
         .collect()
+}
+
+/// The selector is ours as a whole: a key another manager adds changes which pods get traffic.
+async fn selector_key_added_by_another_manager_is_removed(svcs: &Api<Service>) {
+    svcs.patch(
+        "s-d1",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"selector": {"tier": "other"}}})),
+    )
+    .await
+    .expect("edit selector");
+    let selector = || async {
+        svcs.get("s-d1")
+            .await
+            .ok()
+            .and_then(|s| s.spec?.selector)
+            .unwrap_or_default()
+    };
+    eventually_eq(
+        "added selector key removed",
+        Duration::from_secs(10),
+        std::collections::BTreeMap::from([
+            ("cloudfoundry.org/app_guid".to_string(), "app".to_string()),
+            (
+                "cloudfoundry.org/process_type".to_string(),
+                "web".to_string(),
+            ),
+        ]),
+        selector,
+    )
+    .await;
+}
+
+/// Deleting the Service and the VirtualService: both are re-created by the watch.
+async fn deleted_children_come_back(client: &Client, ns: &str, expected_vs: &[serde_json::Value]) {
+    let vs_name = cfnet_translate::virtual_service_name(HOST);
+    Api::<Service>::namespaced(client.clone(), ns)
+        .delete("s-d1", &DeleteParams::default())
+        .await
+        .expect("delete service");
+    vs_api(client, ns)
+        .delete(&vs_name, &DeleteParams::default())
+        .await
+        .expect("delete vs");
+    eventually_eq(
+        "deleted service restored",
+        Duration::from_secs(10),
+        svc(&[("s-d1", 8080)]),
+        || services(client, ns),
+    )
+    .await;
+    eventually_eq(
+        "deleted vs restored",
+        Duration::from_secs(10),
+        expected_vs.to_vec(),
+        || virtual_services(client, ns),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -77,34 +136,7 @@ async fn drift_deleted_and_edited_children_are_restored_by_the_watch() {
             .unwrap_or(0)
     };
     eventually_eq("edited port restored", Duration::from_secs(10), 8080, port).await;
-    // The selector is ours as a whole: a key another manager adds changes which pods get traffic.
-    svcs.patch(
-        "s-d1",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"selector": {"tier": "other"}}})),
-    )
-    .await
-    .expect("edit selector");
-    let selector = || async {
-        svcs.get("s-d1")
-            .await
-            .ok()
-            .and_then(|s| s.spec?.selector)
-            .unwrap_or_default()
-    };
-    eventually_eq(
-        "added selector key removed",
-        Duration::from_secs(10),
-        std::collections::BTreeMap::from([
-            ("cloudfoundry.org/app_guid".to_string(), "app".to_string()),
-            (
-                "cloudfoundry.org/process_type".to_string(),
-                "web".to_string(),
-            ),
-        ]),
-        selector,
-    )
-    .await;
+    selector_key_added_by_another_manager_is_removed(&svcs).await;
     eventually_eq(
         "edited vs restored",
         Duration::from_secs(10),
@@ -113,28 +145,7 @@ async fn drift_deleted_and_edited_children_are_restored_by_the_watch() {
     )
     .await;
 
-    // Delete both.
-    svcs.delete("s-d1", &DeleteParams::default())
-        .await
-        .expect("delete service");
-    vs_api(&client, &ns)
-        .delete(&vs_name, &DeleteParams::default())
-        .await
-        .expect("delete vs");
-    eventually_eq(
-        "deleted service restored",
-        Duration::from_secs(10),
-        svc(&[("s-d1", 8080)]),
-        || services(&client, &ns),
-    )
-    .await;
-    eventually_eq(
-        "deleted vs restored",
-        Duration::from_secs(10),
-        expected_vs,
-        || virtual_services(&client, &ns),
-    )
-    .await;
+    deleted_children_come_back(&client, &ns, &expected_vs).await;
     // Each reconcile that creates children tells the Route once, naming all of them (one event write,
     // not one per child).
     let created = (
@@ -151,22 +162,27 @@ async fn drift_deleted_and_edited_children_are_restored_by_the_watch() {
     c.stop().await;
 }
 
+/// Route `name` at hostname/`name` with two destinations weighted `w1` and `w2` (valid when they sum to 100).
+fn two_destinations(name: &str, w1: i64, w2: i64) -> Route {
+    route(
+        name,
+        name,
+        "hostname",
+        &format!("/{name}"),
+        &[
+            (Some(w1), 8080, &format!("d-{name}-1"), "app", "web"),
+            (Some(w2), 8080, &format!("d-{name}-2"), "app", "web"),
+        ],
+    )
+}
+
 #[tokio::test]
 async fn an_invalid_route_on_a_shared_fqdn_does_not_break_its_siblings() {
     let client = client().await;
     let ns = namespace(&client, "invalid").await;
     let c = Running::in_namespace(&client, &ns).await;
     apply(&client, &ns, &one("good", "hostname", "/good", "d-good")).await;
-    let bad = route(
-        "bad",
-        "bad",
-        "hostname",
-        "/bad",
-        &[
-            (Some(50), 8080, "d-bad-1", "app", "web"),
-            (Some(20), 8080, "d-bad-2", "app", "web"),
-        ],
-    );
+    let bad = two_destinations("bad", 50, 20);
     apply(&client, &ns, &bad).await;
     eventually_eq(
         "sibling keeps serving",
@@ -210,16 +226,7 @@ async fn an_invalid_route_on_a_shared_fqdn_does_not_break_its_siblings() {
     );
 
     // Fixing the route programs it.
-    let fixed = route(
-        "bad",
-        "bad",
-        "hostname",
-        "/bad",
-        &[
-            (Some(80), 8080, "d-bad-1", "app", "web"),
-            (Some(20), 8080, "d-bad-2", "app", "web"),
-        ],
-    );
+    let fixed = two_destinations("bad", 80, 20);
     apply(&client, &ns, &fixed).await;
     eventually_eq("fixed route Ready", T, Some("True".to_string()), || async {
         ready(&client, &ns, "bad").await.map(|r| r.0)
@@ -241,12 +248,10 @@ async fn an_invalid_route_on_a_shared_fqdn_does_not_break_its_siblings() {
     c.stop().await;
 }
 
-#[tokio::test]
-async fn foreign_objects_holding_our_names_are_left_alone_and_reported() {
-    let client = client().await;
-    let ns = namespace(&client, "foreign").await;
-    // A Service and a VirtualService someone else made, with our names, before the routes exist.
-    let svcs: Api<Service> = Api::namespaced(client.clone(), &ns);
+/// s-taken (labelled route_guid, so watched), s-quiet (unlabelled) and the VirtualService of
+/// other.apps.example.com, none owned by a Route; returns the VirtualService's name.
+async fn create_foreign_objects(client: &Client, ns: &str) -> String {
+    let svcs: Api<Service> = Api::namespaced(client.clone(), ns);
     let foreign_svc: Service = serde_json::from_value(json!({
         "metadata": {"name": "s-taken", "labels": {"cloudfoundry.org/route_guid": "someone-else"}},
         "spec": {"ports": [{"name": "web", "port": 1234, "protocol": "TCP"}]}
@@ -268,18 +273,37 @@ async fn foreign_objects_holding_our_names_are_left_alone_and_reported() {
         "metadata": {"name": vs_name}, "spec": {"hosts": ["mine.example.org"], "http": [{"route": [{"destination": {"host": "x"}}]}]}
     }))
     .unwrap();
-    vs_api(&client, &ns)
+    vs_api(client, ns)
         .create(&PostParams::default(), &foreign_vs)
         .await
         .expect("foreign vs");
-    let before_svc = svcs.get("s-taken").await.unwrap().metadata.resource_version;
-    let before_quiet = svcs.get("s-quiet").await.unwrap().metadata.resource_version;
-    let before_vs = vs_api(&client, &ns)
-        .get(&vs_name)
-        .await
-        .unwrap()
-        .metadata
-        .resource_version;
+    vs_name
+}
+
+/// The resourceVersions of the foreign objects: they must never change.
+async fn foreign_versions(client: &Client, ns: &str, vs_name: &str) -> [Option<String>; 3] {
+    let svcs: Api<Service> = Api::namespaced(client.clone(), ns);
+    let version = |s: Service| s.metadata.resource_version;
+    [
+        version(svcs.get("s-taken").await.unwrap()),
+        version(svcs.get("s-quiet").await.unwrap()),
+        vs_api(client, ns)
+            .get(vs_name)
+            .await
+            .unwrap()
+            .metadata
+            .resource_version,
+    ]
+}
+
+#[tokio::test]
+async fn foreign_objects_holding_our_names_are_left_alone_and_reported() {
+    let client = client().await;
+    let ns = namespace(&client, "foreign").await;
+    // A Service and a VirtualService someone else made, with our names, before the routes exist.
+    let vs_name = create_foreign_objects(&client, &ns).await;
+    let svcs: Api<Service> = Api::namespaced(client.clone(), &ns);
+    let before = foreign_versions(&client, &ns, &vs_name).await;
 
     let c = Running::in_namespace(&client, &ns).await;
     apply(&client, &ns, &one("wants-taken", "hostname", "/a", "taken")).await;
@@ -309,23 +333,7 @@ async fn foreign_objects_holding_our_names_are_left_alone_and_reported() {
         },
     )
     .await;
-    assert_eq!(
-        svcs.get("s-taken").await.unwrap().metadata.resource_version,
-        before_svc
-    );
-    assert_eq!(
-        svcs.get("s-quiet").await.unwrap().metadata.resource_version,
-        before_quiet
-    );
-    assert_eq!(
-        vs_api(&client, &ns)
-            .get(&vs_name)
-            .await
-            .unwrap()
-            .metadata
-            .resource_version,
-        before_vs
-    );
+    assert_eq!(foreign_versions(&client, &ns, &vs_name).await, before);
 
     // Deleting a conflicting route does not delete the foreign objects either.
     delete_route(&client, &ns, "wants-taken").await;
@@ -495,12 +503,14 @@ async fn steady_state_with_1000_routes_makes_no_write_even_at_resync() {
         }
     })
     .await;
-    let reconciles_before =
-        cfnet_controller::sum_samples(&c.metrics.encode(), "controller_runtime_reconcile_total");
+    let reconciles_before = cfnet_controller::sum_samples(
+        &c.metrics.encode(),
+        cfnet_controller::names::RECONCILE_TOTAL,
+    );
     tokio::time::sleep(Duration::from_secs(45)).await;
     let text = c.metrics.encode();
     let reconciles_after =
-        cfnet_controller::sum_samples(&text, "controller_runtime_reconcile_total");
+        cfnet_controller::sum_samples(&text, cfnet_controller::names::RECONCILE_TOTAL);
     assert!(
         reconciles_after - reconciles_before >= 1000.0,
         "a resync reconciled every key: {reconciles_before} -> {reconciles_after}"

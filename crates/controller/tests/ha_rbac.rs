@@ -1,4 +1,5 @@
 //! High availability (two controllers, leader election) and RBAC (the controller under the chart's rules).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails where its setup does
 
 mod common;
 
@@ -123,6 +124,36 @@ fn rules_of(objects: &[Value], kind: &str) -> Vec<String> {
         .collect()
 }
 
+/// Creates (or, left over from an earlier run of this binary's control plane, replaces) `objects`.
+async fn install(admin: &Client, ns: &str, objects: &[Value]) {
+    for o in objects {
+        let kind = o["kind"].as_str().expect("kind");
+        let gvk = GroupVersionKind::gvk("rbac.authorization.k8s.io", "v1", kind);
+        let ar = ApiResource::from_gvk(&gvk);
+        let obj: DynamicObject = serde_json::from_value(o.clone()).expect("object");
+        let api: Api<DynamicObject> = if kind.starts_with("Cluster") {
+            Api::all_with(admin.clone(), &ar)
+        } else {
+            Api::namespaced_with(admin.clone(), ns, &ar)
+        };
+        match api.create(&PostParams::default(), &obj).await {
+            Ok(_) => {}
+            // Cluster-scoped objects survive from an earlier run of this binary's control plane: replace.
+            Err(kube::Error::Api(s)) if s.is_already_exists() => {
+                let name = obj.metadata.name.clone().unwrap_or_default();
+                api.patch(
+                    &name,
+                    &kube::api::PatchParams::apply("rbac-test").force(),
+                    &kube::api::Patch::Apply(&obj),
+                )
+                .await
+                .expect("update rbac");
+            }
+            Err(e) => panic!("create {kind}: {e}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn controller_runs_under_the_charts_rbac() {
     let admin = client().await;
@@ -147,32 +178,7 @@ async fn controller_runs_under_the_charts_rbac() {
             "coordination.k8s.io leases cf-k8s-networking-routecontroller [get,update,patch]",
         ]
     );
-    for o in &objects {
-        let kind = o["kind"].as_str().expect("kind");
-        let gvk = GroupVersionKind::gvk("rbac.authorization.k8s.io", "v1", kind);
-        let ar = ApiResource::from_gvk(&gvk);
-        let obj: DynamicObject = serde_json::from_value(o.clone()).expect("object");
-        let api: Api<DynamicObject> = if kind.starts_with("Cluster") {
-            Api::all_with(admin.clone(), &ar)
-        } else {
-            Api::namespaced_with(admin.clone(), &ns, &ar)
-        };
-        match api.create(&PostParams::default(), &obj).await {
-            Ok(_) => {}
-            // Cluster-scoped objects survive from an earlier run of this binary's control plane: replace.
-            Err(kube::Error::Api(s)) if s.is_already_exists() => {
-                let name = obj.metadata.name.clone().unwrap_or_default();
-                api.patch(
-                    &name,
-                    &kube::api::PatchParams::apply("rbac-test").force(),
-                    &kube::api::Patch::Apply(&obj),
-                )
-                .await
-                .expect("update rbac");
-            }
-            Err(e) => panic!("create {kind}: {e}"),
-        }
-    }
+    install(&admin, &ns, &objects).await;
     let sa = control_plane()
         .service_account_client(&ns, "routecontroller")
         .await
@@ -206,7 +212,7 @@ async fn controller_runs_under_the_charts_rbac() {
     assert!(!service_exists(&admin, &ns, "s-d1").await);
     let text = c.metrics.encode();
     assert_eq!(
-        cfnet_controller::sum_samples(&text, "controller_runtime_reconcile_errors_total"),
+        cfnet_controller::sum_samples(&text, cfnet_controller::names::RECONCILE_ERRORS_TOTAL),
         0.0,
         "no forbidden error:\n{text}"
     );

@@ -1,6 +1,7 @@
 //! Upstream's integration scenarios I1–I14 (reference §3.3) against the real local API server, with the
 //! fixtures of Appendix A and upstream's observation model (VS gateways/hosts/match/destination hosts;
 //! Service name/targetPort).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails where its setup does
 
 mod common;
 
@@ -105,11 +106,13 @@ fn different_fqdn() -> [cfnet_api::Route; 2] {
 
 const HOST: &str = "hostname.apps.example.com";
 
-async fn setup(prefix: &str) -> (Client, String, Running) {
+/// Runs `body` against a controller of its own in a namespace of its own, then stops the controller.
+async fn scenario(prefix: &str, body: impl AsyncFnOnce(&Client, &str)) {
     let client = client().await;
     let ns = namespace(&client, prefix).await;
     let running = Running::in_namespace(&client, &ns).await;
-    (client, ns, running)
+    body(&client, &ns).await;
+    running.stop().await;
 }
 
 async fn expect_vs(client: &Client, ns: &str, expected: Vec<serde_json::Value>) {
@@ -119,6 +122,11 @@ async fn expect_vs(client: &Client, ns: &str, expected: Vec<serde_json::Value>) 
     .await;
 }
 
+/// The one VirtualService of `HOST`, with these http entries.
+async fn expect_host(client: &Client, ns: &str, http: &[(&[&str], &[&str])]) {
+    expect_vs(client, ns, vec![vs(HOST, http)]).await;
+}
+
 async fn expect_services(client: &Client, ns: &str, expected: &[(&str, i64)]) {
     eventually_eq("services", T, svc(expected), || services(client, ns)).await;
 }
@@ -126,10 +134,27 @@ async fn expect_services(client: &Client, ns: &str, expected: &[(&str, i64)]) {
 async fn i2_state(client: &Client, ns: &str) {
     apply(client, ns, &single_destination()).await;
     expect_services(client, ns, &[("s-destination-guid-1", 8080)]).await;
-    expect_vs(
+    expect_host(client, ns, &[(&["/some/path"], &["s-destination-guid-1"])]).await;
+}
+
+async fn i6_state(client: &Client, ns: &str) {
+    apply(client, ns, &multiple_destinations()).await;
+    expect_host(
         client,
         ns,
-        vec![vs(HOST, &[(&["/some/path"], &["s-destination-guid-1"])])],
+        &[(
+            &["/some/path"],
+            &["s-destination-guid-1", "s-destination-guid-2"],
+        )],
+    )
+    .await;
+    expect_services(
+        client,
+        ns,
+        &[
+            ("s-destination-guid-1", 8080),
+            ("s-destination-guid-2", 9000),
+        ],
     )
     .await;
 }
@@ -138,22 +163,19 @@ async fn i4_state(client: &Client, ns: &str) {
     for r in same_fqdn() {
         apply(client, ns, &r).await;
     }
-    expect_vs(
+    expect_host(
         client,
         ns,
-        vec![vs(
-            HOST,
-            &[
-                (
-                    &["/some/path"],
-                    &[
-                        "s-destination-guid-1",
-                        "s-additional-destination-for-route-1",
-                    ],
-                ),
-                (&["/some/different/path"], &["s-destination-guid-2"]),
-            ],
-        )],
+        &[
+            (
+                &["/some/path"],
+                &[
+                    "s-destination-guid-1",
+                    "s-additional-destination-for-route-1",
+                ],
+            ),
+            (&["/some/different/path"], &["s-destination-guid-2"]),
+        ],
     )
     .await;
     expect_services(
@@ -170,354 +192,294 @@ async fn i4_state(client: &Client, ns: &str) {
 
 #[tokio::test]
 async fn i01_route_without_destinations_gets_the_no_destinations_virtual_service() {
-    let (client, ns, c) = setup("i01").await;
-    apply(
-        &client,
-        &ns,
-        &route(
-            "cc-route-guid",
-            "cc-route-guid",
-            "hostname",
-            "/some/path",
-            &[],
-        ),
-    )
-    .await;
-    expect_vs(
-        &client,
-        &ns,
-        vec![vs(HOST, &[(&["/some/path"], &["no-destinations"])])],
-    )
-    .await;
-    assert!(services(&client, &ns).await.is_empty());
-    // Ready, but the status does not pretend that traffic reaches an app.
-    eventually_eq("Ready says there are no destinations", T, true, || async {
-        ready(&client, &ns, "cc-route-guid")
-            .await
-            .is_some_and(|(status, reason, message)| {
-                status == "True" && reason == "Programmed" && message.starts_with("no destinations")
-            })
+    scenario("i01", async |client, ns| {
+        apply(
+            client,
+            ns,
+            &route(
+                "cc-route-guid",
+                "cc-route-guid",
+                "hostname",
+                "/some/path",
+                &[],
+            ),
+        )
+        .await;
+        expect_host(client, ns, &[(&["/some/path"], &["no-destinations"])]).await;
+        assert!(services(client, ns).await.is_empty());
+        // Ready, but the status does not pretend that traffic reaches an app.
+        eventually_eq("Ready says there are no destinations", T, true, || async {
+            ready(client, ns, "cc-route-guid")
+                .await
+                .is_some_and(|(status, reason, message)| {
+                    status == "True"
+                        && reason == "Programmed"
+                        && message.starts_with("no destinations")
+                })
+        })
+        .await;
     })
     .await;
-    c.stop().await;
 }
 
 #[tokio::test]
 async fn i02_single_route_with_a_single_destination() {
-    let (client, ns, c) = setup("i02").await;
-    i2_state(&client, &ns).await;
-    c.stop().await;
+    scenario("i02", async |client, ns| {
+        i2_state(client, ns).await;
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn i03_removing_the_destination_leaves_the_placeholder_and_deletes_the_service() {
-    let (client, ns, c) = setup("i03").await;
-    i2_state(&client, &ns).await;
-    apply(&client, &ns, &no_destination()).await;
-    expect_vs(
-        &client,
-        &ns,
-        vec![vs(HOST, &[(&["/some/path"], &["no-destinations"])])],
-    )
+    scenario("i03", async |client, ns| {
+        i2_state(client, ns).await;
+        apply(client, ns, &no_destination()).await;
+        expect_host(client, ns, &[(&["/some/path"], &["no-destinations"])]).await;
+        expect_services(client, ns, &[]).await;
+    })
     .await;
-    expect_services(&client, &ns, &[]).await;
-    c.stop().await;
 }
 
 #[tokio::test]
 async fn i04_routes_with_the_same_fqdn_share_one_virtual_service() {
-    let (client, ns, c) = setup("i04").await;
-    i4_state(&client, &ns).await;
-    c.stop().await;
+    scenario("i04", async |client, ns| {
+        i4_state(client, ns).await;
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn i05_routes_with_different_fqdns_get_one_virtual_service_each() {
-    let (client, ns, c) = setup("i05").await;
-    for r in different_fqdn() {
-        apply(&client, &ns, &r).await;
-    }
-    expect_vs(
-        &client,
-        &ns,
-        vec![
-            vs(
-                "hostname-1.apps.example.com",
-                &[(&["/some/path"], &["s-destination-guid-1"])],
-            ),
-            vs(
-                "hostname-2.apps.example.com",
-                &[(&["/some/different/path"], &["s-destination-guid-2"])],
-            ),
-        ],
-    )
+    scenario("i05", async |client, ns| {
+        for r in different_fqdn() {
+            apply(client, ns, &r).await;
+        }
+        expect_vs(
+            client,
+            ns,
+            vec![
+                vs(
+                    "hostname-1.apps.example.com",
+                    &[(&["/some/path"], &["s-destination-guid-1"])],
+                ),
+                vs(
+                    "hostname-2.apps.example.com",
+                    &[(&["/some/different/path"], &["s-destination-guid-2"])],
+                ),
+            ],
+        )
+        .await;
+    })
     .await;
-    c.stop().await;
 }
 
 #[tokio::test]
 async fn i06_single_route_with_multiple_destinations() {
-    let (client, ns, c) = setup("i06").await;
-    apply(&client, &ns, &multiple_destinations()).await;
-    expect_vs(
-        &client,
-        &ns,
-        vec![vs(
-            HOST,
-            &[(
-                &["/some/path"],
-                &["s-destination-guid-1", "s-destination-guid-2"],
-            )],
-        )],
-    )
+    scenario("i06", async |client, ns| {
+        i6_state(client, ns).await;
+    })
     .await;
-    expect_services(
-        &client,
-        &ns,
-        &[
-            ("s-destination-guid-1", 8080),
-            ("s-destination-guid-2", 9000),
-        ],
-    )
-    .await;
-    c.stop().await;
 }
 
 #[tokio::test]
 async fn i07_routes_created_in_succession_for_one_fqdn_order_longest_path_first() {
-    let (client, ns, c) = setup("i07").await;
-    let r1 = route(
-        "context-path-route-guid-1",
-        "context-path-route-guid-1",
-        "hostname",
-        "/hello",
-        &[(Some(100), 8080, "destination-guid-1", "cc-app1-guid", "web")],
-    );
-    let r2 = route(
-        "context-path-route-guid-2",
-        "context-path-route-guid-2",
-        "hostname",
-        "/hello/world",
-        &[(Some(100), 8080, "destination-guid-2", "cc-app2-guid", "web")],
-    );
-    apply(&client, &ns, &r1).await;
-    expect_vs(
-        &client,
-        &ns,
-        vec![vs(HOST, &[(&["/hello"], &["s-destination-guid-1"])])],
-    )
-    .await;
-    apply(&client, &ns, &r2).await;
-    expect_vs(
-        &client,
-        &ns,
-        vec![vs(
-            HOST,
+    scenario("i07", async |client, ns| {
+        let r1 = route(
+            "context-path-route-guid-1",
+            "context-path-route-guid-1",
+            "hostname",
+            "/hello",
+            &[(Some(100), 8080, "destination-guid-1", "cc-app1-guid", "web")],
+        );
+        let r2 = route(
+            "context-path-route-guid-2",
+            "context-path-route-guid-2",
+            "hostname",
+            "/hello/world",
+            &[(Some(100), 8080, "destination-guid-2", "cc-app2-guid", "web")],
+        );
+        apply(client, ns, &r1).await;
+        expect_host(client, ns, &[(&["/hello"], &["s-destination-guid-1"])]).await;
+        apply(client, ns, &r2).await;
+        expect_host(
+            client,
+            ns,
             &[
                 (&["/hello/world"], &["s-destination-guid-2"]),
                 (&["/hello"], &["s-destination-guid-1"]),
             ],
-        )],
-    )
+        )
+        .await;
+    })
     .await;
-    c.stop().await;
 }
 
 #[tokio::test]
 async fn i08_adding_a_destination() {
-    let (client, ns, c) = setup("i08").await;
-    i2_state(&client, &ns).await;
-    apply(&client, &ns, &multiple_destinations()).await;
-    expect_vs(
-        &client,
-        &ns,
-        vec![vs(
-            HOST,
-            &[(
-                &["/some/path"],
-                &["s-destination-guid-1", "s-destination-guid-2"],
-            )],
-        )],
-    )
+    scenario("i08", async |client, ns| {
+        i2_state(client, ns).await;
+        i6_state(client, ns).await;
+    })
     .await;
-    expect_services(
-        &client,
-        &ns,
-        &[
-            ("s-destination-guid-1", 8080),
-            ("s-destination-guid-2", 9000),
-        ],
-    )
-    .await;
-    c.stop().await;
 }
 
 #[tokio::test]
 async fn i09_changing_the_destination_port() {
-    let (client, ns, c) = setup("i09").await;
-    i2_state(&client, &ns).await;
-    apply(&client, &ns, &updated_single_destination()).await;
-    expect_services(&client, &ns, &[("s-destination-guid-1", 9090)]).await;
-    expect_vs(
-        &client,
-        &ns,
-        vec![vs(HOST, &[(&["/some/path"], &["s-destination-guid-1"])])],
-    )
+    scenario("i09", async |client, ns| {
+        i2_state(client, ns).await;
+        apply(client, ns, &updated_single_destination()).await;
+        expect_services(client, ns, &[("s-destination-guid-1", 9090)]).await;
+        expect_host(client, ns, &[(&["/some/path"], &["s-destination-guid-1"])]).await;
+    })
     .await;
-    c.stop().await;
 }
 
 #[tokio::test]
 async fn i10_deleting_the_only_route_of_an_fqdn_deletes_its_children_and_the_route() {
-    let (client, ns, c) = setup("i10").await;
-    i2_state(&client, &ns).await;
-    delete_route(&client, &ns, "cc-route-guid-1").await;
-    let five = std::time::Duration::from_secs(5);
-    eventually_eq("virtual services gone", five, vec![], || {
-        virtual_services(&client, &ns)
+    scenario("i10", async |client, ns| {
+        i2_state(client, ns).await;
+        delete_route(client, ns, "cc-route-guid-1").await;
+        let five = std::time::Duration::from_secs(5);
+        eventually_eq("virtual services gone", five, vec![], || {
+            virtual_services(client, ns)
+        })
+        .await;
+        eventually_eq("services gone", five, svc(&[]), || services(client, ns)).await;
+        let routes: kube::Api<cfnet_api::Route> = kube::Api::namespaced(client.clone(), ns);
+        eventually_eq("route gone (finalizer removed)", five, true, || async {
+            routes
+                .get_opt("cc-route-guid-1")
+                .await
+                .map(|r| r.is_none())
+                .unwrap_or(false)
+        })
+        .await;
     })
     .await;
-    eventually_eq("services gone", five, svc(&[]), || services(&client, &ns)).await;
-    let routes: kube::Api<cfnet_api::Route> = kube::Api::namespaced(client.clone(), &ns);
-    eventually_eq("route gone (finalizer removed)", five, true, || async {
-        routes
-            .get_opt("cc-route-guid-1")
-            .await
-            .map(|r| r.is_none())
-            .unwrap_or(false)
-    })
-    .await;
-    c.stop().await;
 }
 
 #[tokio::test]
 async fn i11_deleting_one_route_of_a_shared_fqdn_rebuilds_the_virtual_service() {
-    let (client, ns, c) = setup("i11").await;
-    i4_state(&client, &ns).await;
-    delete_route(&client, &ns, "cc-route-guid-1").await;
-    expect_vs(
-        &client,
-        &ns,
-        vec![vs(
-            HOST,
+    scenario("i11", async |client, ns| {
+        i4_state(client, ns).await;
+        delete_route(client, ns, "cc-route-guid-1").await;
+        expect_host(
+            client,
+            ns,
             &[(&["/some/different/path"], &["s-destination-guid-2"])],
-        )],
-    )
+        )
+        .await;
+        expect_services(client, ns, &[("s-destination-guid-2", 8080)]).await;
+    })
     .await;
-    expect_services(&client, &ns, &[("s-destination-guid-2", 8080)]).await;
-    c.stop().await;
 }
 
 #[tokio::test]
 async fn i12_removing_a_destination_keeps_services_of_other_routes() {
-    let (client, ns, c) = setup("i12").await;
-    i4_state(&client, &ns).await;
-    apply(&client, &ns, &single_destination()).await;
-    expect_services(
-        &client,
-        &ns,
-        &[
-            ("s-destination-guid-1", 8080),
-            ("s-destination-guid-2", 8080),
-        ],
-    )
-    .await;
-    expect_vs(
-        &client,
-        &ns,
-        vec![vs(
-            HOST,
+    scenario("i12", async |client, ns| {
+        i4_state(client, ns).await;
+        apply(client, ns, &single_destination()).await;
+        expect_services(
+            client,
+            ns,
+            &[
+                ("s-destination-guid-1", 8080),
+                ("s-destination-guid-2", 8080),
+            ],
+        )
+        .await;
+        expect_host(
+            client,
+            ns,
             &[
                 (&["/some/path"], &["s-destination-guid-1"]),
                 (&["/some/different/path"], &["s-destination-guid-2"]),
             ],
-        )],
-    )
+        )
+        .await;
+    })
     .await;
-    c.stop().await;
 }
 
 #[tokio::test]
 async fn i13_children_deleted_unexpectedly_are_recreated_by_the_watch() {
     // RESYNC_INTERVAL is an hour here (upstream needed 5 s): the watch on the children repairs them.
-    let (client, ns, c) = setup("i13").await;
-    i2_state(&client, &ns).await;
-    let svcs: kube::Api<k8s_openapi::api::core::v1::Service> =
-        kube::Api::namespaced(client.clone(), &ns);
-    svcs.delete_collection(&Default::default(), &Default::default())
-        .await
-        .expect("delete services");
-    vs_api(&client, &ns)
-        .delete_collection(&Default::default(), &Default::default())
-        .await
-        .expect("delete vs");
-    expect_services(&client, &ns, &[("s-destination-guid-1", 8080)]).await;
-    expect_vs(
-        &client,
-        &ns,
-        vec![vs(HOST, &[(&["/some/path"], &["s-destination-guid-1"])])],
-    )
+    scenario("i13", async |client, ns| {
+        i2_state(client, ns).await;
+        let svcs: kube::Api<k8s_openapi::api::core::v1::Service> =
+            kube::Api::namespaced(client.clone(), ns);
+        svcs.delete_collection(&Default::default(), &Default::default())
+            .await
+            .expect("delete services");
+        vs_api(client, ns)
+            .delete_collection(&Default::default(), &Default::default())
+            .await
+            .expect("delete vs");
+        expect_services(client, ns, &[("s-destination-guid-1", 8080)]).await;
+        expect_host(client, ns, &[(&["/some/path"], &["s-destination-guid-1"])]).await;
+    })
     .await;
-    c.stop().await;
 }
 
 #[tokio::test]
 async fn i14_printer_columns_show_name_url_ready_and_age() {
-    let (client, ns, c) = setup("i14").await;
-    for r in different_fqdn() {
-        apply(&client, &ns, &r).await;
-    }
-    // What `kubectl get routes -o wide` asks for: the server-side Table.
-    let req = http::Request::get(format!(
-        "/apis/networking.cloudfoundry.org/v1alpha1/namespaces/{ns}/routes"
-    ))
-    .header("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
-    .body(Vec::new())
-    .expect("request");
-    let table: serde_json::Value = client.request(req).await.expect("table");
-    let columns: Vec<&str> = table["columnDefinitions"]
-        .as_array()
-        .expect("columns")
-        .iter()
-        .filter_map(|c| c["name"].as_str())
-        .collect();
-    assert_eq!(columns, ["Name", "URL", "Ready", "Age"]);
-    let mut rows: Vec<(String, String)> = table["rows"]
-        .as_array()
-        .expect("rows")
-        .iter()
-        .map(|r| {
-            (
-                r["cells"][0].as_str().unwrap_or("").to_string(),
-                r["cells"][1].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect();
-    rows.sort();
-    assert_eq!(
-        rows,
-        [
-            (
-                "cc-route-guid-1".to_string(),
-                "hostname-1.apps.example.com/some/path".to_string()
-            ),
-            (
-                "cc-route-guid-2".to_string(),
-                "hostname-2.apps.example.com/some/different/path".to_string()
-            ),
-        ]
-    );
-    // The Ready column is filled once the controller has written status.
-    eventually_eq(
-        "Ready=True on both routes",
-        T,
-        (Some("True".to_string()), Some("True".to_string())),
-        || async {
-            let a = ready(&client, &ns, "cc-route-guid-1").await.map(|r| r.0);
-            let b = ready(&client, &ns, "cc-route-guid-2").await.map(|r| r.0);
-            (a, b)
-        },
-    )
+    scenario("i14", async |client, ns| {
+        for r in different_fqdn() {
+            apply(client, ns, &r).await;
+        }
+        // What `kubectl get routes -o wide` asks for: the server-side Table.
+        let req = http::Request::get(format!(
+            "/apis/networking.cloudfoundry.org/v1alpha1/namespaces/{ns}/routes"
+        ))
+        .header("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+        .body(Vec::new())
+        .expect("request");
+        let table: serde_json::Value = client.request(req).await.expect("table");
+        let columns: Vec<&str> = table["columnDefinitions"]
+            .as_array()
+            .expect("columns")
+            .iter()
+            .filter_map(|c| c["name"].as_str())
+            .collect();
+        assert_eq!(columns, ["Name", "URL", "Ready", "Age"]);
+        let mut rows: Vec<(String, String)> = table["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|r| {
+                (
+                    r["cells"][0].as_str().unwrap_or("").to_string(),
+                    r["cells"][1].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        rows.sort();
+        assert_eq!(
+            rows,
+            [
+                (
+                    "cc-route-guid-1".to_string(),
+                    "hostname-1.apps.example.com/some/path".to_string()
+                ),
+                (
+                    "cc-route-guid-2".to_string(),
+                    "hostname-2.apps.example.com/some/different/path".to_string()
+                ),
+            ]
+        );
+        // The Ready column is filled once the controller has written status.
+        eventually_eq(
+            "Ready=True on both routes",
+            T,
+            (Some("True".to_string()), Some("True".to_string())),
+            || async {
+                let a = ready(client, ns, "cc-route-guid-1").await.map(|r| r.0);
+                let b = ready(client, ns, "cc-route-guid-2").await.map(|r| r.0);
+                (a, b)
+            },
+        )
+        .await;
+    })
     .await;
-    c.stop().await;
 }

@@ -1,12 +1,8 @@
 //! `cargo bench -p cfnet-translate`: translating 10,000 routes (what `cfnet render` and a controller
 //! resync do), and one FQDN work item (what the controller does per event).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails where its setup does
 
-use std::collections::BTreeMap;
-
-use cfnet_api::{
-    AppProcess, DestinationApp, DestinationSelector, Route, RouteDestination, RouteDomain,
-    RouteSpec,
-};
+use cfnet_api::{Route, fixtures};
 use cfnet_translate::{ClaimIndex, FqdnKey, Settings, translate, translate_fqdn};
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -17,47 +13,22 @@ pub fn routes(n: usize) -> Vec<Route> {
             let host = format!("app-{}", i / 4);
             let path = ["", "/api", "/api/v2", "/static"][i % 4];
             let dests = if i % 3 == 0 { 2 } else { 1 };
-            let mut r = Route::new(
-                &format!("route-{i:05}"),
-                RouteSpec {
-                    url: format!("{host}.apps.example.com{path}"),
-                    host,
-                    path: (!path.is_empty()).then(|| path.to_owned()),
-                    domain: RouteDomain {
-                        name: "apps.example.com".to_owned(),
-                        internal: false,
+            (0..dests)
+                .fold(
+                    fixtures::route(&format!("route-{i:05}"))
+                        .namespace("cf-workloads")
+                        .host(&host)
+                        .path(path)
+                        .uid(&format!("uid-{i}"))
+                        .space_and_org("space", "org"),
+                    |r, d| {
+                        r.destination(fixtures::destination(
+                            &format!("dest-{i:05}-{d}"),
+                            &format!("app-guid-{i}"),
+                        ))
                     },
-                    destinations: (0..dests)
-                        .map(|d| RouteDestination {
-                            guid: format!("dest-{i:05}-{d}"),
-                            weight: None,
-                            port: 8080,
-                            app: DestinationApp {
-                                guid: format!("app-guid-{i}"),
-                                process: AppProcess {
-                                    type_: "web".to_owned(),
-                                },
-                            },
-                            selector: DestinationSelector {
-                                match_labels: BTreeMap::from([
-                                    (
-                                        "cloudfoundry.org/app_guid".to_owned(),
-                                        format!("app-guid-{i}"),
-                                    ),
-                                    ("cloudfoundry.org/process_type".to_owned(), "web".to_owned()),
-                                ]),
-                            },
-                        })
-                        .collect(),
-                },
-            );
-            r.metadata.namespace = Some("cf-workloads".to_owned());
-            r.metadata.uid = Some(format!("uid-{i}"));
-            r.metadata.labels = Some(BTreeMap::from([
-                ("cloudfoundry.org/space_guid".to_owned(), "space".to_owned()),
-                ("cloudfoundry.org/org_guid".to_owned(), "org".to_owned()),
-            ]));
-            r
+                )
+                .build()
         })
         .collect()
 }

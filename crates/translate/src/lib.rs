@@ -18,6 +18,7 @@ mod validate;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
+pub use cfnet_api::Reason;
 use cfnet_api::gateway_api::HTTPRoute;
 use cfnet_api::{Route, VirtualService};
 use k8s_openapi::api::core::v1::Service;
@@ -89,29 +90,6 @@ impl std::str::FromStr for RoutingApi {
 pub struct FqdnKey {
     pub namespace: Arc<str>,
     pub fqdn: Arc<str>,
-}
-
-/// Why a route cannot be programmed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Reason {
-    /// The route itself is wrong (weights, names, path, url, internal flag disagreeing with its FQDN).
-    Invalid,
-    /// Another route holds what this one needs (a destination guid, or the FQDN in another namespace).
-    Conflict,
-    /// The route passes every check but the configured routing API cannot express it (in gateway-api
-    /// mode: an internal route, or more than 16 destinations).
-    Unsupported,
-}
-
-impl Reason {
-    /// The condition reason written on the Route.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::Invalid => "Invalid",
-            Reason::Conflict => "Conflict",
-            Reason::Unsupported => "Unsupported",
-        }
-    }
 }
 
 /// One route that is left out of the output, and why.

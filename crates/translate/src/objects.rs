@@ -5,9 +5,10 @@
 use std::collections::{BTreeMap, HashSet};
 
 use cfnet_api::{
-    Destination, FQDN_ANNOTATION, HTTPMatchRequest, HTTPRoute, HTTPRouteDestination,
-    HeaderOperations, Headers, MANAGED_BY_LABEL, MANAGED_BY_VALUE, PortSelector,
-    ROUTE_FQDN_ANNOTATION, Route, RouteDestination, StringMatch, VirtualService,
+    APP_GUID_LABEL, Destination, FQDN_ANNOTATION, HTTPMatchRequest, HTTPRoute,
+    HTTPRouteDestination, HeaderOperations, Headers, MANAGED_BY_LABEL, MANAGED_BY_VALUE,
+    ORG_GUID_LABEL, PROCESS_TYPE_LABEL, PortSelector, ROUTE_API_VERSION, ROUTE_FQDN_ANNOTATION,
+    ROUTE_GUID_LABEL, Route, RouteDestination, SPACE_GUID_LABEL, StringMatch, VirtualService,
     VirtualServiceSpec,
 };
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
@@ -19,15 +20,8 @@ use crate::{FqdnKey, service_name, virtual_service_name};
 /// Destination host of the entry of a lone route without destinations: Envoy answers 503, not 404.
 pub const PLACEHOLDER_HOST: &str = "no-destinations";
 
-pub(crate) const APP_GUID_LABEL: &str = "cloudfoundry.org/app_guid";
-pub(crate) const PROCESS_TYPE_LABEL: &str = "cloudfoundry.org/process_type";
-pub(crate) const ROUTE_GUID_LABEL: &str = "cloudfoundry.org/route_guid";
-pub(crate) const SPACE_GUID_LABEL: &str = "cloudfoundry.org/space_guid";
-pub(crate) const ORG_GUID_LABEL: &str = "cloudfoundry.org/org_guid";
-
-/// Every label key cfnet sets on a Service (the controller adds the managed-by label the translation
-/// leaves out). A controller comparing a Service with its desired form needs no other: an apply leaves
-/// others' labels alone.
+/// Every label key cfnet sets on a Service. A controller comparing a Service with its desired form needs
+/// no other: an apply leaves others' labels alone.
 pub const SERVICE_LABELS: [&str; 4] = [
     APP_GUID_LABEL,
     PROCESS_TYPE_LABEL,
@@ -41,7 +35,7 @@ pub const ROUTE_LABELS: [&str; 2] = [SPACE_GUID_LABEL, ORG_GUID_LABEL];
 /// upstream. A Route without a uid (render input without `metadata.uid`) gets an empty uid.
 pub(crate) fn owner_reference(route: &Route) -> OwnerReference {
     OwnerReference {
-        api_version: "networking.cloudfoundry.org/v1alpha1".to_owned(),
+        api_version: ROUTE_API_VERSION.to_owned(),
         kind: "Route".to_owned(),
         name: route_name(route).to_owned(),
         uid: route.metadata.uid.clone().unwrap_or_default(),

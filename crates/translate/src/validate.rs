@@ -18,14 +18,13 @@
 
 use std::collections::HashSet;
 
-use cfnet_api::Route;
+use cfnet_api::{
+    APP_GUID_LABEL, ORG_GUID_LABEL, PROCESS_TYPE_LABEL, ROUTE_GUID_LABEL, Route, SPACE_GUID_LABEL,
+};
 
 use crate::gateway_api::path_prefix_problem;
 use crate::istio::{validate_http_header_value, validate_virtual_service_host};
 use crate::labels::{validate_label_key, validate_label_value};
-use crate::objects::{
-    APP_GUID_LABEL, ORG_GUID_LABEL, PROCESS_TYPE_LABEL, ROUTE_GUID_LABEL, SPACE_GUID_LABEL,
-};
 use crate::{claims::route_name, service_name};
 
 /// Checks a route on its own. `Err` carries the message for the route's problem.

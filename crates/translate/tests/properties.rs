@@ -2,6 +2,7 @@
 //! collisions (shared FQDNs in several namespaces and in several cases, `/` next to no path and a trailing
 //! `/`, shared destination guids, mixed internal flags, invalid weights, names, paths and header values),
 //! in both routing modes.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails where its setup does
 
 mod common;
 
@@ -10,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use cfnet_api::gateway_api::HTTPRoute;
 use cfnet_api::{
     AppProcess, DestinationApp, DestinationSelector, Route, RouteDestination, RouteDomain,
-    RouteSpec,
+    RouteSpec, fixtures,
 };
 use cfnet_translate::gateway_api::{MAX_RULES, match_key, validate_http_route};
 use cfnet_translate::istio::validate_virtual_service;
@@ -86,26 +87,18 @@ fn arb_routes() -> impl Strategy<Value = Vec<Route>> {
                     if drop_weights {
                         dests.iter_mut().for_each(|d| d.weight = None);
                     }
-                    let fqdn = if host.is_empty() {
-                        domain.to_owned()
-                    } else {
-                        format!("{host}.{domain}")
-                    };
-                    let mut r = Route::new(
-                        &format!("route-{i}"),
-                        RouteSpec {
-                            host: host.to_owned(),
-                            path: (!path.is_empty()).then(|| path.to_owned()),
-                            url: format!("{fqdn}{path}"),
-                            domain: RouteDomain {
-                                name: domain.to_owned(),
-                                internal,
-                            },
-                            destinations: dests,
-                        },
-                    );
-                    r.metadata.namespace = Some(ns.to_owned());
-                    r.metadata.uid = Some(format!("uid-{i}"));
+                    let r = dests
+                        .into_iter()
+                        .fold(
+                            fixtures::route(&format!("route-{i}"))
+                                .namespace(ns)
+                                .host(host)
+                                .domain(domain, internal)
+                                .path(path)
+                                .uid(&format!("uid-{i}")),
+                            fixtures::RouteBuilder::destination,
+                        )
+                        .build();
                     match day {
                         Some(d) => created(r, &format!("2024-01-0{}T00:00:00Z", d + 1)),
                         None => r,

@@ -4,22 +4,20 @@
 #![allow(dead_code)]
 
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::ops::{Deref, DerefMut};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use cfnet_api::Route;
-use cfnet_controller::{Config, Controller, Metrics};
+use cfnet_api::{Route, fixtures};
+use cfnet_controller::{Config, InProcess};
 use cfnet_testenv::ControlPlane;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::{
     Api, DeleteParams, DynamicObject, ListParams, ObjectMeta, Patch, PatchParams, PostParams,
 };
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::ApiResource;
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 pub const GATEWAY: &str = "cf-test-gateway";
 
@@ -41,7 +39,7 @@ pub fn control_plane() -> &'static ControlPlane {
     })
 }
 
-/// A client bound to the calling test's runtime.
+/// A client bound to the calling test's runtime, built as `cfnet controller` builds its own.
 pub async fn client() -> Client {
     // Logs of the controllers under test; RUST_LOG=cfnet_controller=debug for more.
     let _ = tracing_subscriber::fmt()
@@ -51,12 +49,9 @@ pub async fn client() -> Client {
         )
         .with_test_writer()
         .try_init();
-    let cp = control_plane();
-    let kc = Kubeconfig::read_from(cp.kubeconfig_path()).expect("kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+    cfnet_controller::connect(Some(control_plane().kubeconfig_path()))
         .await
-        .expect("config");
-    Client::try_from(config).expect("client")
+        .expect("client")
 }
 
 pub async fn namespace(client: &Client, prefix: &str) -> String {
@@ -81,34 +76,30 @@ pub async fn namespace(client: &Client, prefix: &str) -> String {
     name
 }
 
-/// A controller running in-process, watching one namespace.
-pub struct Running {
-    pub metrics: Arc<Metrics>,
-    pub leading: tokio::sync::watch::Receiver<bool>,
-    stop: Option<oneshot::Sender<()>>,
-    handle: JoinHandle<Result<(), cfnet_controller::Error>>,
+/// A controller running in-process (cfnet-controller's runner), whose start waits for its caches and
+/// whose stop must succeed within 10 s.
+pub struct Running(InProcess);
+
+impl Deref for Running {
+    type Target = InProcess;
+    fn deref(&self) -> &InProcess {
+        &self.0
+    }
+}
+
+impl DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut InProcess {
+        &mut self.0
+    }
 }
 
 impl Running {
     pub async fn start(client: Client, config: Config) -> Running {
-        let controller = Controller::new(config, client);
-        let metrics = controller.metrics();
-        let leading = controller.leading();
-        let mut ready = controller.ready();
-        let (tx, rx) = oneshot::channel();
-        let handle = tokio::spawn(controller.run(async move {
-            let _ = rx.await;
-        }));
-        tokio::time::timeout(Duration::from_secs(30), ready.wait_for(|r| *r))
+        let mut c = InProcess::start(config, client);
+        c.wait_ready(Duration::from_secs(30))
             .await
-            .expect("caches synced within 30 s")
-            .expect("controller alive");
-        Running {
-            metrics,
-            leading,
-            stop: Some(tx),
-            handle,
-        }
+            .expect("caches synced within 30 s");
+        Running(c)
     }
 
     pub async fn in_namespace(client: &Client, ns: &str) -> Running {
@@ -116,24 +107,16 @@ impl Running {
     }
 
     /// Graceful stop (SIGTERM path).
-    pub async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        tokio::time::timeout(Duration::from_secs(10), &mut self.handle)
+    pub async fn stop(self) {
+        self.0
+            .stop(Duration::from_secs(10))
             .await
-            .expect("controller stops within 10 s")
-            .expect("task")
-            .expect("controller result");
+            .expect("controller stops within 10 s");
     }
 
     /// Like a SIGKILL: no graceful shutdown, no lease release.
     pub fn kill(self) {
-        self.handle.abort();
-    }
-
-    pub fn writes(&self) -> u64 {
-        self.metrics.api_writes_total()
+        self.0.kill();
     }
 }
 
@@ -149,32 +132,25 @@ pub type Dest<'a> = (Option<i64>, i64, &'a str, &'a str, &'a str);
 
 /// A Route as the fixtures of upstream's integration tests write it (Appendix A).
 pub fn route(name: &str, route_guid: &str, host: &str, path: &str, dests: &[Dest<'_>]) -> Route {
-    let destinations: Vec<Value> = dests
+    dests
         .iter()
-        .map(|(w, port, guid, app, process)| {
-            let mut d = json!({
-                "guid": guid, "port": port,
-                "app": {"guid": app, "process": {"type": process}},
-                "selector": {"matchLabels": {"cloudfoundry.org/app_guid": app, "cloudfoundry.org/process_type": process}}
-            });
-            if let Some(w) = w {
-                d["weight"] = json!(w);
-            }
-            d
-        })
-        .collect();
-    serde_json::from_value(json!({
-        "apiVersion": "networking.cloudfoundry.org/v1alpha1", "kind": "Route",
-        "metadata": {"name": name, "labels": {
-            "app.kubernetes.io/name": route_guid, "cloudfoundry.org/route_guid": route_guid,
-            "app.kubernetes.io/version": "cloud-controller-api-version", "app.kubernetes.io/managed-by": "cloudfoundry",
-            "app.kubernetes.io/component": "cf-networking", "app.kubernetes.io/part-of": "cloudfoundry",
-            "cloudfoundry.org/org_guid": "cc-org-guid", "cloudfoundry.org/space_guid": "cc-space-guid",
-            "cloudfoundry.org/domain_guid": "cc-domain-guid"}},
-        "spec": {"host": host, "path": path, "url": format!("{host}.apps.example.com{path}"),
-                 "domain": {"name": "apps.example.com", "internal": false}, "destinations": destinations}
-    }))
-    .expect("fixture route")
+        .fold(
+            fixtures::route(name)
+                .host(host)
+                .path(path)
+                .cloud_controller_labels("cc-space-guid", "cc-org-guid")
+                .label("app.kubernetes.io/name", route_guid)
+                .label(cfnet_api::ROUTE_GUID_LABEL, route_guid),
+            |r, (weight, port, guid, app, process)| {
+                r.destination(
+                    fixtures::destination(guid, app)
+                        .port(*port)
+                        .weight_opt(*weight)
+                        .process(process),
+                )
+            },
+        )
+        .build()
 }
 
 /// `kubectl apply` of a Route (server-side apply, like a GET + PUT of the whole spec).

@@ -9,11 +9,10 @@
 
 use std::collections::BTreeMap;
 
-use cfnet_api::Route;
+use cfnet_api::{Route, fixtures};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 /// The chart's (only) workloads namespace: the controller watches it and the Gateway binds its VirtualServices.
@@ -293,54 +292,30 @@ pub fn route_set(seed: u64) -> Vec<Route> {
             };
             let host = written(&hosts[f], upper_host);
             let domain = written(plan.domain.name(), upper_domain);
-            let destinations: Vec<Value> = route
+            let builder = fixtures::route(&name)
+                .namespace(NAMESPACE)
+                .host(&host)
+                .domain(&domain, plan.domain == DomainKind::Internal)
+                .path(route.path.unwrap_or(""))
+                .cloud_controller_labels(&spaces[index % 2], &org)
+                .label("cloudfoundry.org/domain_guid", &guid(plan.domain.name()));
+            route
                 .dests
                 .iter()
                 .enumerate()
-                .map(|(d, dest)| {
-                    let app = &apps[dest.app];
-                    let mut v = json!({
-                        "guid": guid(&format!("destination-{seed}-{index}-{d}")),
-                        "port": dest.port,
-                        "app": {"guid": app, "process": {"type": dest.process}},
-                        "selector": {"matchLabels": {
-                            "cloudfoundry.org/app_guid": app,
-                            "cloudfoundry.org/process_type": dest.process,
-                        }},
-                    });
-                    if let Weights::Explicit(w) = &route.weights {
-                        v["weight"] = json!(w[d]);
-                    }
-                    v
+                .fold(builder, |r, (d, dest)| {
+                    let destination = fixtures::destination(
+                        &guid(&format!("destination-{seed}-{index}-{d}")),
+                        &apps[dest.app],
+                    )
+                    .port(dest.port)
+                    .process(dest.process);
+                    r.destination(match &route.weights {
+                        Weights::Explicit(w) => destination.weight(w[d]),
+                        _ => destination,
+                    })
                 })
-                .collect();
-            let space = &spaces[index % 2];
-            let mut spec = json!({
-                "host": host,
-                "url": format!("{host}.{domain}{}", route.path.unwrap_or("")),
-                "domain": {"name": domain, "internal": plan.domain == DomainKind::Internal},
-                "destinations": destinations,
-            });
-            if let Some(path) = route.path {
-                spec["path"] = json!(path);
-            }
-            serde_json::from_value(json!({
-                "apiVersion": "networking.cloudfoundry.org/v1alpha1",
-                "kind": "Route",
-                "metadata": {"name": name, "namespace": NAMESPACE, "labels": {
-                    "app.kubernetes.io/name": name,
-                    "app.kubernetes.io/version": "cloud-controller-api-version",
-                    "app.kubernetes.io/managed-by": "cloudfoundry",
-                    "app.kubernetes.io/component": "cf-networking",
-                    "app.kubernetes.io/part-of": "cloudfoundry",
-                    "cloudfoundry.org/route_guid": name,
-                    "cloudfoundry.org/org_guid": org,
-                    "cloudfoundry.org/space_guid": space,
-                    "cloudfoundry.org/domain_guid": guid(plan.domain.name()),
-                }},
-                "spec": spec,
-            }))
-            .expect("a generated Route is a Route")
+                .build()
         })
         .collect()
 }

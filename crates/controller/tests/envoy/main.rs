@@ -6,7 +6,10 @@
 //!
 //! Each test has its own control plane and istiod (the chart's workloads namespace is fixed). The tests FAIL,
 //! never skip, when a binary is missing; they build istiod on first use.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails where its setup does
 
+#[path = "../common/mod.rs"]
+mod common;
 mod generator;
 mod model;
 mod proof;

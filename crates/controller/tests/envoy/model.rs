@@ -282,33 +282,26 @@ pub fn expected(routes: &[Route]) -> Expected {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use cfnet_api::fixtures;
 
     fn route(name: &str, host: &str, path: Option<&str>, dests: &[(Option<i64>, &str)]) -> Route {
-        let destinations: Vec<_> = dests
+        dests
             .iter()
-            .map(|(w, guid)| {
-                let mut d = json!({"guid": guid, "port": 8080,
-                    "app": {"guid": "app", "process": {"type": "web"}},
-                    "selector": {"matchLabels": {}}});
-                if let Some(w) = w {
-                    d["weight"] = json!(w);
-                }
-                d
-            })
-            .collect();
-        let mut spec = json!({"host": host, "url": format!("{host}.apps.example.com{}", path.unwrap_or("")),
-            "domain": {"name": "apps.example.com", "internal": false}, "destinations": destinations});
-        if let Some(p) = path {
-            spec["path"] = json!(p);
-        }
-        serde_json::from_value(
-            json!({"apiVersion": "networking.cloudfoundry.org/v1alpha1", "kind": "Route",
-            "metadata": {"name": name, "namespace": "ns",
-                "labels": {"cloudfoundry.org/space_guid": "s", "cloudfoundry.org/org_guid": "o"}},
-            "spec": spec}),
-        )
-        .unwrap()
+            .fold(
+                fixtures::route(name)
+                    .namespace("ns")
+                    .host(host)
+                    .path(path.unwrap_or(""))
+                    .space_and_org("s", "o"),
+                |r, (w, guid)| {
+                    r.destination(
+                        fixtures::destination(guid, "app")
+                            .weight_opt(*w)
+                            .selector(Default::default()),
+                    )
+                },
+            )
+            .build()
     }
 
     #[test]

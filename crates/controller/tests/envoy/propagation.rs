@@ -2,10 +2,9 @@
 
 use std::time::Duration;
 
-use cfnet_api::Route;
+use cfnet_api::{Route, fixtures};
 use cfnet_xds::view::{self, RouteView};
 use cfnet_xds::{ProxyConfig, Subscription};
-use serde_json::json;
 
 use crate::generator::{APP_DOMAIN, NAMESPACE, guid};
 use crate::proof::{self, GATEWAY_HTTP};
@@ -21,24 +20,24 @@ enum Change {
 }
 
 fn route(name: &str, host: &str, path: &str, weights: [i64; 2]) -> Route {
-    let dests: Vec<_> = (0..2)
-        .map(|d| {
-            let app = guid(&format!("propagation-app-{host}"));
-            json!({"guid": guid(&format!("propagation-dest-{host}-{d}")), "port": 8080, "weight": weights[d],
-                "app": {"guid": app, "process": {"type": "web"}},
-                "selector": {"matchLabels": {"cloudfoundry.org/app_guid": app, "cloudfoundry.org/process_type": "web"}}})
-        })
-        .collect();
-    serde_json::from_value(json!({
-        "apiVersion": "networking.cloudfoundry.org/v1alpha1", "kind": "Route",
-        "metadata": {"name": name, "namespace": NAMESPACE, "labels": {
-            "cloudfoundry.org/route_guid": name,
-            "cloudfoundry.org/org_guid": guid("propagation-org"),
-            "cloudfoundry.org/space_guid": guid("propagation-space")}},
-        "spec": {"host": host, "path": path, "url": format!("{host}.{APP_DOMAIN}{path}"),
-                 "domain": {"name": APP_DOMAIN, "internal": false}, "destinations": dests}
-    }))
-    .expect("a Route")
+    let app = guid(&format!("propagation-app-{host}"));
+    (0..2)
+        .fold(
+            fixtures::route(name)
+                .namespace(NAMESPACE)
+                .host(host)
+                .domain(APP_DOMAIN, false)
+                .path(path)
+                .label(cfnet_api::ROUTE_GUID_LABEL, name)
+                .space_and_org(&guid("propagation-space"), &guid("propagation-org")),
+            |r, d| {
+                r.destination(
+                    fixtures::destination(&guid(&format!("propagation-dest-{host}-{d}")), &app)
+                        .weight(weights[d]),
+                )
+            },
+        )
+        .build()
 }
 
 /// The gateway's HTTP routes of one FQDN.

@@ -2,17 +2,14 @@
 //! validating webhook (every VirtualService the controller writes passes Istio's own validation), and the
 //! controller in-process for the chart's workloads namespace and Gateway.
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use cfnet_api::Route;
-use cfnet_controller::{Config, Controller};
+use cfnet_controller::{Config, InProcess};
 use cfnet_testenv::{ControlPlane, Istiod, IstiodOptions};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::ApiResource;
 use kube::{Client, ResourceExt};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 use crate::generator::NAMESPACE;
 
@@ -21,17 +18,11 @@ pub const GATEWAY: &str = "cf-system/istio-ingressgateway";
 /// Long enough for a loaded 2-core machine; the propagation numbers say how long things really take.
 pub const T: Duration = Duration::from_secs(60);
 
-/// The in-process controller: its stop signal and task.
-type Running = (
-    oneshot::Sender<()>,
-    JoinHandle<Result<(), cfnet_controller::Error>>,
-);
-
 pub struct Rig {
     pub cp: ControlPlane,
     pub istiod: Istiod,
     pub client: Client,
-    controller: Option<Running>,
+    controller: Option<InProcess>,
 }
 
 impl Rig {
@@ -60,7 +51,10 @@ impl Rig {
         cfnet_testenv::chart::apply_chart_istio_objects(&cp, sets)
             .await
             .unwrap_or_else(|e| panic!("the chart's Istio objects must apply: {e}"));
-        let client = cp.client();
+        // The controller's own client stack, as `cfnet controller` builds it.
+        let client = cfnet_controller::connect(Some(cp.kubeconfig_path()))
+            .await
+            .unwrap_or_else(|e| panic!("a client for the control plane: {e}"));
         let mut rig = Rig {
             cp,
             istiod,
@@ -80,17 +74,12 @@ impl Rig {
         let mut config = Config::new(GATEWAY);
         config.namespaces = vec![NAMESPACE.to_owned()];
         config.resync_interval = Duration::from_secs(3600);
-        let controller = Controller::new(config, self.client.clone());
-        let mut ready = controller.ready();
-        let (tx, rx) = oneshot::channel();
-        let handle = tokio::spawn(controller.run(async move {
-            let _ = rx.await;
-        }));
-        tokio::time::timeout(Duration::from_secs(30), ready.wait_for(|r| *r))
+        let mut controller = InProcess::start(config, self.client.clone());
+        controller
+            .wait_ready(Duration::from_secs(30))
             .await
-            .expect("controller caches synced within 30 s")
-            .expect("controller alive");
-        self.controller = Some((tx, handle));
+            .expect("controller caches synced within 30 s");
+        self.controller = Some(controller);
     }
 
     pub fn xds(&self) -> String {
@@ -99,13 +88,11 @@ impl Rig {
 
     /// Stops the controller gracefully (istiod and the control plane stop on drop).
     pub async fn stop(mut self) {
-        if let Some((tx, handle)) = self.controller.take() {
-            let _ = tx.send(());
-            tokio::time::timeout(Duration::from_secs(10), handle)
+        if let Some(controller) = self.controller.take() {
+            controller
+                .stop(Duration::from_secs(10))
                 .await
-                .expect("controller stops within 10 s")
-                .expect("controller task")
-                .expect("controller result");
+                .expect("controller stops within 10 s");
         }
     }
 
@@ -209,23 +196,7 @@ impl Rig {
     }
 }
 
-/// Polls `probe` until it returns `Ok`, or panics with the last observation after `timeout`.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, String>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        match probe().await {
-            Ok(v) => return v,
-            Err(last) if Instant::now() >= deadline => {
-                panic!("{what}: not reached within {timeout:?}; last:\n{last}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
-}
+pub use crate::common::eventually;
 
 /// Reads a YAML file of Routes (documents and `kind: List`s) from examples/.
 pub fn example_routes(file: &str) -> Vec<Route> {

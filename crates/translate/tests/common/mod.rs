@@ -1,12 +1,7 @@
 //! Builders shared by the translate tests, mirroring upstream's `constructRoute` (upstream reference §3).
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
-
-use cfnet_api::{
-    AppProcess, DestinationApp, DestinationSelector, Route, RouteDestination, RouteDomain,
-    RouteSpec,
-};
+use cfnet_api::{Route, fixtures};
 use cfnet_translate::Settings;
 
 pub const NS: &str = "workload-namespace";
@@ -52,58 +47,39 @@ pub fn route(
     internal: bool,
     dests: Vec<Dest>,
 ) -> Route {
-    let mut r = Route::new(
+    dests
+        .into_iter()
+        .fold(
+            fixtures::route(name)
+                .namespace(NS)
+                .host(host)
+                .path(path)
+                .domain(domain, internal)
+                .uid(&format!("{name}-k8s-uid"))
+                .space_and_org("space-guid-0", "org-guid-0"),
+            |r, d| {
+                r.destination(
+                    fixtures::destination(d.guid, d.app)
+                        .port(d.port)
+                        .weight_opt(d.weight)
+                        .process("process-type-1"),
+                )
+            },
+        )
+        .build()
+}
+
+/// Route `name` on app.apps.example.com at `path`, one destination `guid` (port 8080, no weight) of
+/// app `app`.
+pub fn app_route(name: &str, path: &str, guid: &'static str, app: &'static str) -> Route {
+    route(
         name,
-        RouteSpec {
-            host: host.to_owned(),
-            path: (!path.is_empty()).then(|| path.to_owned()),
-            url: if host.is_empty() {
-                format!("{domain}{path}")
-            } else {
-                format!("{host}.{domain}{path}")
-            },
-            domain: RouteDomain {
-                name: domain.to_owned(),
-                internal,
-            },
-            destinations: dests
-                .into_iter()
-                .map(|d| RouteDestination {
-                    guid: d.guid.to_owned(),
-                    weight: d.weight,
-                    port: d.port,
-                    app: DestinationApp {
-                        guid: d.app.to_owned(),
-                        process: AppProcess {
-                            type_: "process-type-1".to_owned(),
-                        },
-                    },
-                    selector: DestinationSelector {
-                        match_labels: BTreeMap::from([
-                            ("cloudfoundry.org/app_guid".to_owned(), d.app.to_owned()),
-                            (
-                                "cloudfoundry.org/process_type".to_owned(),
-                                "process-type-1".to_owned(),
-                            ),
-                        ]),
-                    },
-                })
-                .collect(),
-        },
-    );
-    r.metadata.namespace = Some(NS.to_owned());
-    r.metadata.uid = Some(format!("{name}-k8s-uid"));
-    r.metadata.labels = Some(BTreeMap::from([
-        (
-            "cloudfoundry.org/space_guid".to_owned(),
-            "space-guid-0".to_owned(),
-        ),
-        (
-            "cloudfoundry.org/org_guid".to_owned(),
-            "org-guid-0".to_owned(),
-        ),
-    ]));
-    r
+        "app",
+        path,
+        "apps.example.com",
+        false,
+        vec![dest(guid, 8080, None, app)],
+    )
 }
 
 pub fn in_namespace(mut r: Route, ns: &str) -> Route {

@@ -20,22 +20,24 @@ use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 use tracing::{info, warn};
 
+use crate::error::error_chain;
+
 /// The error type of kube's client stack.
 type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// Wait after the first failed attempt.
-pub const FIRST_DELAY: Duration = Duration::from_millis(500);
+const FIRST_DELAY: Duration = Duration::from_millis(500);
 /// The wait never grows beyond this.
-pub const MAX_DELAY: Duration = Duration::from_secs(30);
+const MAX_DELAY: Duration = Duration::from_secs(30);
 
 /// Wraps a kube client stack in [`ApiBackoff`]; `server` is the URL named in the log lines.
 #[derive(Clone, Debug)]
-pub struct ApiBackoffLayer {
+pub(crate) struct ApiBackoffLayer {
     server: Arc<str>,
 }
 
 impl ApiBackoffLayer {
-    pub fn new(server: impl Into<String>) -> Self {
+    pub(crate) fn new(server: impl Into<String>) -> Self {
         ApiBackoffLayer {
             server: Arc::from(server.into()),
         }
@@ -92,24 +94,8 @@ fn delay_after(attempts: u32) -> Duration {
     FIRST_DELAY.saturating_mul(1u32 << doublings).min(MAX_DELAY)
 }
 
-/// `error: cause: cause…` — hyper's top-level message ("client error (Connect)") alone does not say
-/// what went wrong.
-fn error_chain(error: &(dyn StdError + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 /// See the module documentation.
-pub struct ApiBackoff<S> {
+pub(crate) struct ApiBackoff<S> {
     inner: S,
     server: Arc<str>,
     outage: Arc<Mutex<Outage>>,
@@ -218,26 +204,5 @@ mod tests {
         assert_eq!(outage.answered(), 2);
         assert_eq!(outage, Outage::default());
         assert_eq!(outage.answered(), 0);
-    }
-
-    #[test]
-    fn the_error_chain_names_the_cause() {
-        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
-        #[derive(Debug)]
-        struct Outer(std::io::Error);
-        impl std::fmt::Display for Outer {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("client error (Connect)")
-            }
-        }
-        impl StdError for Outer {
-            fn source(&self) -> Option<&(dyn StdError + 'static)> {
-                Some(&self.0)
-            }
-        }
-        assert_eq!(
-            error_chain(&Outer(io)),
-            "client error (Connect): Connection refused"
-        );
     }
 }
