@@ -9,8 +9,11 @@
 
 pub mod controller;
 pub mod crd;
+pub mod diff;
+pub mod kube_args;
 pub mod malloc;
 mod manifest;
+pub mod plugin;
 mod process;
 pub mod render;
 #[cfg(feature = "dev-tools")]

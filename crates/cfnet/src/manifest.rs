@@ -2,8 +2,35 @@
 //! unpacked, other kinds skipped with a warning. What `cfnet render` reads, and the examples
 //! `cfnet demo` applies.
 
+use std::io::Read;
+
 use cfnet_api::{ROUTE_API_VERSION, Route};
 use serde_json::Value;
+
+/// Reads the files of `-f` as `(label, text)` sources; `-` is stdin (read once, labelled `<stdin>`).
+/// `Err` is one line naming the file that cannot be read.
+pub fn read_sources(files: &[String]) -> Result<Vec<(String, String)>, String> {
+    let mut sources = Vec::new();
+    let mut stdin_read = false;
+    for file in files {
+        let (label, read) = if file == "-" {
+            if stdin_read {
+                continue;
+            }
+            stdin_read = true;
+            let mut text = String::new();
+            let read = std::io::stdin().read_to_string(&mut text).map(|_| text);
+            ("<stdin>".to_owned(), read)
+        } else {
+            (file.clone(), std::fs::read_to_string(file))
+        };
+        match read {
+            Ok(text) => sources.push((label, text)),
+            Err(e) => return Err(format!("cannot read {label}: {e}")),
+        }
+    }
+    Ok(sources)
+}
 
 /// Parses `(label, text)` sources into Routes exactly as `render` reads them (YAML or JSON streams, Lists,
 /// a missing namespace read as `default`); warnings (skipped objects, duplicates) go to `warnings`. `Err`

@@ -23,6 +23,7 @@ mod child;
 mod client;
 mod config;
 mod controller;
+pub mod diff;
 mod error;
 mod execute;
 mod index;
