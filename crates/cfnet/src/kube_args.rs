@@ -121,7 +121,7 @@ current-context: dev
             state_dir: Some(dir.path().to_owned()),
             ..KubeArgs::default()
         };
-        let e = missing.client().await.unwrap_err().to_string();
+        let e = missing.client().await.err().unwrap().to_string();
         assert!(
             e.contains(&dir.path().join("kubeconfig").display().to_string())
                 && e.contains("--kubeconfig"),
@@ -138,7 +138,7 @@ current-context: dev
             context: Some("prod".into()),
             ..ok
         };
-        let e = wrong.client().await.unwrap_err().to_string();
+        let e = wrong.client().await.err().unwrap().to_string();
         assert!(
             e.contains("context \"prod\"") && e.contains("--context"),
             "{e}"

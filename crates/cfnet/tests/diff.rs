@@ -75,7 +75,11 @@ async fn write_as_the_go_controller(client: &kube::Client, ns: &str, live: &[Rou
         .iter()
         .map(|s| serde_json::to_value(s).unwrap())
         .collect();
-    let mut orphan = objects[1].clone();
+    let mut orphan = objects
+        .iter()
+        .find(|s| s["metadata"]["name"] == "s-d-shop")
+        .unwrap()
+        .clone();
     orphan["metadata"]["name"] = "s-d-old".into();
     objects.push(orphan);
     for mut s in objects {
@@ -203,10 +207,9 @@ async fn diff_shows_what_the_controller_changes_on_a_go_controller_cluster_and_w
     // Text: every change, field by field.
     let out = cfnet(&["diff", "-n", &ns, "--kubeconfig", &kubeconfig]);
     assert_eq!(out.status.code(), Some(1), "changes pending: {out:?}");
-    insta::assert_snapshot!(
-        "diff__go_controller_cluster",
-        stable(&stdout(&out), &ns, &live)
-    );
+    let text = stable(&stdout(&out), &ns, &live);
+    insta::assert_snapshot!("diff__go_controller_cluster", text);
+    docs_show(&text);
 
     // JSON: the same changes.
     let out = cfnet(&["diff", "-n", &ns, "--kubeconfig", &kubeconfig, "-o", "json"]);
@@ -331,6 +334,32 @@ async fn diff_shows_what_the_controller_changes_on_a_go_controller_cluster_and_w
     assert_eq!(versions(&client, &ns).await, converged_versions);
 
     plugin(&ns, &kubeconfig, &text_of_converged(&ns, &kubeconfig));
+}
+
+const BEGIN: &str = "<!-- cfnet-diff-output:begin -->\n```text\n";
+const END: &str = "```\n<!-- cfnet-diff-output:end -->";
+
+/// docs/install.md shows this very output (`CFNET_UPDATE_DOCS=1` rewrites its block).
+fn docs_show(text: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/install.md");
+    let doc = std::fs::read_to_string(&path).unwrap();
+    let start = doc
+        .find(BEGIN)
+        .expect("the begin marker in docs/install.md")
+        + BEGIN.len();
+    let end = start
+        + doc[start..]
+            .find(END)
+            .expect("the end marker in docs/install.md");
+    if std::env::var_os("CFNET_UPDATE_DOCS").is_some() {
+        std::fs::write(&path, format!("{}{text}{}", &doc[..start], &doc[end..])).unwrap();
+    } else {
+        assert_eq!(
+            &doc[start..end],
+            text,
+            "docs/install.md shows another output of cfnet diff: rerun with CFNET_UPDATE_DOCS=1"
+        );
+    }
 }
 
 fn text_of_converged(ns: &str, kubeconfig: &str) -> String {
