@@ -295,8 +295,30 @@ async fn diff_shows_what_the_controller_changes_on_a_go_controller_cluster_and_w
             .is_none()
     );
 
-    // Converged: no writes from diff either.
+    // The controller wrote exactly the objects diff announced: every other resourceVersion is unchanged.
     let converged_versions = versions(&client, &ns).await;
+    let written: std::collections::BTreeSet<String> = before
+        .keys()
+        .chain(converged_versions.keys())
+        .filter(|k| before.get(*k) != converged_versions.get(*k))
+        .cloned()
+        .collect();
+    let announced: std::collections::BTreeSet<String> = json["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["action"] != "refuse")
+        .map(|c| {
+            format!(
+                "{}/{}",
+                c["kind"].as_str().unwrap(),
+                c["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(written, announced);
+
+    // Converged: no writes from diff either.
     let out = cfnet(&["diff", "-n", &ns, "--kubeconfig", &kubeconfig]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(versions(&client, &ns).await, converged_versions);

@@ -125,7 +125,7 @@ pub enum DiffError {
         kind: &'static str,
         scope: String,
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     #[error(
         "cannot read {kind} {namespace}/{name} (check that you may get {kind}s in {namespace})"
@@ -135,7 +135,7 @@ pub enum DiffError {
         namespace: String,
         name: String,
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     #[error(
         "Route {namespace}/{name} from the files is outside --namespace {scope}: drop --namespace or move the Route"
@@ -240,7 +240,7 @@ where
                 || "in all namespaces".into(),
                 |ns| format!("in namespace {ns}"),
             ),
-            source,
+            source: Box::new(source),
         })?;
         all.extend(page.items);
         match page.metadata.continue_.filter(|c| !c.is_empty()) {
@@ -373,7 +373,7 @@ async fn child_changes<C: Child>(
                         kind: C::KIND,
                         namespace: id.0.to_string(),
                         name: id.1.to_string(),
-                        source,
+                        source: Box::new(source),
                     })?;
                 action(desired, current.clone().map(Cached::new).as_ref(), true)
             }

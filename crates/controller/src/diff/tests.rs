@@ -97,3 +97,35 @@ fn fields_cfnet_does_not_set_are_no_change() {
         c.fields
     );
 }
+
+fn object_change(action: ChangeAction) -> ObjectChange {
+    ObjectChange {
+        action,
+        kind: "Service",
+        namespace: "ns".into(),
+        name: "s-d".into(),
+        fields: Vec::new(),
+        message: None,
+    }
+}
+
+/// A Service pruned by the key its (old, upper-case) FQDN annotation names and applied by the key
+/// that needs it is shown as the apply, whichever key comes first; otherwise the first entry stays.
+#[test]
+fn a_write_that_keeps_an_object_wins_over_its_prune() {
+    for order in [
+        [ChangeAction::Delete, ChangeAction::Adopt],
+        [ChangeAction::Adopt, ChangeAction::Delete],
+    ] {
+        let mut out = BTreeMap::new();
+        for action in order {
+            record(&mut out, object_change(action));
+        }
+        assert_eq!(out.len(), 1);
+        assert_eq!(out.values().next().unwrap().action, ChangeAction::Adopt);
+    }
+    let mut out = BTreeMap::new();
+    record(&mut out, object_change(ChangeAction::Create));
+    record(&mut out, object_change(ChangeAction::Update));
+    assert_eq!(out.values().next().unwrap().action, ChangeAction::Create);
+}
