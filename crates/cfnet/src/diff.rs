@@ -13,7 +13,7 @@ use cfnet_controller::diff::{ChangeAction, Diff, DiffOptions, diff, render_value
 use serde_json::json;
 
 use crate::kube_args::KubeArgs;
-use crate::manifest::{read_routes, read_sources};
+use crate::manifest::{read_routes_in, read_sources};
 use crate::render::DEFAULT_GATEWAY;
 
 #[derive(clap::Args, Debug)]
@@ -23,7 +23,8 @@ use crate::render::DEFAULT_GATEWAY;
 )]
 pub struct Args {
     /// Route file (YAML, multi-document, or JSON) to compare instead of the live Routes; repeatable;
-    /// `-` reads stdin. Only the FQDNs of these Routes are compared.
+    /// `-` reads stdin. Only the FQDNs of these Routes are compared; a Route without a namespace is in
+    /// --namespace's (default: `default`).
     #[arg(short = 'f', long = "filename", value_name = "FILE")]
     files: Vec<String>,
     /// Only this namespace, as a controller started with --namespace sees it (default: all namespaces).
@@ -50,8 +51,10 @@ pub fn run(args: Args) -> ExitCode {
         None
     } else {
         let mut warnings = Vec::new();
-        let routes =
-            read_sources(&args.files).and_then(|sources| read_routes(&sources, &mut warnings));
+        // A Route without a namespace is in --namespace's, as kubectl reads it.
+        let namespace = args.namespace.as_deref().unwrap_or("default");
+        let routes = read_sources(&args.files)
+            .and_then(|sources| read_routes_in(&sources, namespace, &mut warnings));
         for w in warnings {
             eprintln!("warning: {w}");
         }

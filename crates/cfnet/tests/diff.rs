@@ -323,7 +323,8 @@ async fn diff_shows_what_the_controller_changes_on_a_go_controller_cluster_and_w
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(versions(&client, &ns).await, converged_versions);
 
-    // -f: a changed port of one Route, compared with the live cluster, touches only its FQDN.
+    // -f: a changed port of one Route, compared with the live cluster, touches only its FQDN (no other
+    // FQDN of the namespace is compared).
     let dir = tempfile::tempdir().unwrap();
     let mut shop = live
         .iter()
@@ -332,12 +333,16 @@ async fn diff_shows_what_the_controller_changes_on_a_go_controller_cluster_and_w
         .clone();
     shop.spec.destinations[0].port = 9090;
     shop.metadata.managed_fields = None;
+    // Without a namespace, as kubectl reads a file: in -n's.
+    shop.metadata.namespace = None;
     let file = dir.path().join("shop.yaml");
     std::fs::write(&file, serde_yaml_ng::to_string(&shop).unwrap()).unwrap();
     let out = cfnet(&[
         "diff",
         "-f",
         file.to_str().unwrap(),
+        "-n",
+        &ns,
         "--kubeconfig",
         &kubeconfig,
     ]);
