@@ -129,3 +129,77 @@ fn a_write_that_keeps_an_object_wins_over_its_prune() {
     record(&mut out, object_change(ChangeAction::Update));
     assert_eq!(out.values().next().unwrap().action, ChangeAction::Create);
 }
+
+/// A live Route without our finalizer gains it, a deleting one releases it, and a Route without a
+/// status gets its first Ready condition (without the clock's transition time); a Route only in the
+/// files is not reported (the controller does not create Routes).
+#[test]
+fn route_changes_are_finalizers_and_the_ready_condition() {
+    use std::sync::Arc;
+
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    let at = |name: &str, path: &str| {
+        route(name)
+            .namespace("ns")
+            .host("a")
+            .path(path)
+            .uid(&format!("{name}-uid"))
+            .destination(destination(&format!("d-{name}"), "app").weight(100))
+            .build()
+    };
+    let fresh = at("fresh", "/a");
+    let mut gone = at("gone", "/b");
+    gone.metadata.finalizers = Some(vec![FINALIZER.to_owned()]);
+    gone.metadata.deletion_timestamp = Some(Time("2026-01-01T00:00:00Z".parse().unwrap()));
+    let only_in_files = at("new", "/c");
+    let routes: Vec<Arc<Route>> = [&fresh, &gone, &only_in_files]
+        .into_iter()
+        .map(|r| Arc::new(r.clone()))
+        .collect();
+    let key = FqdnKey {
+        namespace: "ns".into(),
+        fqdn: fresh.spec.fqdn().into(),
+    };
+    let settings = Settings {
+        gateway: "g/gw".into(),
+        ..Default::default()
+    };
+    let translation = translate(&key, &routes, &ClaimIndex::default(), &settings);
+    let snapshot = crate::index::Snapshot::default();
+    let plan = plan(&key, &routes, &translation, &snapshot);
+    let live: HashMap<ObjId, Route> = [&fresh, &gone]
+        .into_iter()
+        .map(|r| (obj_id(r), r.clone()))
+        .collect();
+    let mut out = Vec::new();
+    route_changes(&plan, &live, Utc::now(), &mut out);
+    let lines: Vec<String> = out
+        .iter()
+        .flat_map(|c| {
+            c.fields.iter().map(move |f| {
+                format!(
+                    "{} {}: {} → {}",
+                    c.name,
+                    f.path,
+                    render_value(f.from.as_ref()),
+                    render_value(f.to.as_ref())
+                )
+            })
+        })
+        .collect();
+    let vs = cfnet_translate::virtual_service_name(&key.fqdn);
+    assert_eq!(
+        lines,
+        [
+            format!(r#"fresh metadata.finalizers: <none> → ["{FINALIZER}"]"#),
+            format!(
+                r#"fresh status.conditions[Ready].message: <none> → "programmed in VirtualService ns/{vs}""#
+            ),
+            r#"fresh status.conditions[Ready].reason: <none> → "Programmed""#.to_owned(),
+            r#"fresh status.conditions[Ready].status: <none> → "True""#.to_owned(),
+            format!(r#"gone metadata.finalizers: ["{FINALIZER}"] → <none>"#),
+        ]
+    );
+    assert!(out.iter().all(|c| c.action == ChangeAction::Update));
+}
