@@ -1,7 +1,7 @@
 //! The `cfnet` command as a library: each subcommand's arguments and `run`, and what they share —
 //! reading Route manifests (manifest.rs), the offline translation (render.rs), the demo's tables
-//! (tables.rs) and the process edge (process.rs: logging, runtime, signals). main.rs only parses the
-//! command line and dispatches.
+//! (tables.rs), the cluster flags (kube_args.rs), the `kubectl-cfnet` name (plugin.rs) and the process edge
+//! (process.rs: logging, runtime, signals). main.rs only parses the command line and dispatches.
 //!
 //! `demo`, `dev` and `bench` need the local control plane and the benchmark (crates cfnet-testenv and
 //! cfnet-bench); they are behind the default-on cargo feature `dev-tools`, so that the controller image
@@ -9,8 +9,11 @@
 
 pub mod controller;
 pub mod crd;
+pub mod diff;
+pub mod kube_args;
 pub mod malloc;
 mod manifest;
+pub mod plugin;
 mod process;
 pub mod render;
 #[cfg(feature = "dev-tools")]

@@ -2,8 +2,8 @@
 
 use std::process::ExitCode;
 
-use cfnet::{controller, crd, malloc, render};
-use clap::{Parser, Subcommand};
+use cfnet::{controller, crd, diff, malloc, plugin, render};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -26,6 +26,9 @@ enum Command {
     Controller(controller::Args),
     /// Translate Route YAML/JSON offline into the Services and VirtualServices the controller would write.
     Render(render::Args),
+    /// What the controller would change on the cluster (create, update, adopt, delete), without writing.
+    /// Exit 0 no changes, 1 changes pending, 2 unusable input.
+    Diff(diff::Args),
     /// Print the Route CustomResourceDefinition (YAML).
     Crd(crd::Args),
     /// Local control plane (etcd + kube-apiserver on loopback) for trying cfnet and for tests.
@@ -39,15 +42,29 @@ enum Command {
 
 fn main() -> ExitCode {
     malloc::tune();
-    match Cli::parse().command {
+    match parse().command {
         #[cfg(feature = "dev-tools")]
         Command::Demo(args) => cfnet::demo::run(args),
         Command::Controller(args) => controller::run(args),
         Command::Render(args) => render::run(args),
         Command::Crd(args) => crd::run(args),
+        Command::Diff(args) => diff::run(args),
         #[cfg(feature = "dev-tools")]
         Command::Dev(cmd) => cfnet::dev::run(cmd),
         #[cfg(feature = "dev-tools")]
         Command::Bench(args) => cfnet::bench::run(args),
     }
+}
+
+/// The command line, with usage and help in the name the binary was invoked as: `kubectl cfnet …` when it
+/// runs as the kubectl plugin `kubectl-cfnet` (plugin.rs), `cfnet …` otherwise.
+fn parse() -> Cli {
+    let Some(name) = std::env::args_os()
+        .next()
+        .and_then(|a| plugin::display_name(&a))
+    else {
+        return Cli::parse();
+    };
+    let matches = Cli::command().bin_name(name).get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }

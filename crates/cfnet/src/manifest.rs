@@ -2,8 +2,35 @@
 //! unpacked, other kinds skipped with a warning. What `cfnet render` reads, and the examples
 //! `cfnet demo` applies.
 
+use std::io::Read;
+
 use cfnet_api::{ROUTE_API_VERSION, Route};
 use serde_json::Value;
+
+/// Reads the files of `-f` as `(label, text)` sources; `-` is stdin (read once, labelled `<stdin>`).
+/// `Err` is one line naming the file that cannot be read.
+pub fn read_sources(files: &[String]) -> Result<Vec<(String, String)>, String> {
+    let mut sources = Vec::new();
+    let mut stdin_read = false;
+    for file in files {
+        let (label, read) = if file == "-" {
+            if stdin_read {
+                continue;
+            }
+            stdin_read = true;
+            let mut text = String::new();
+            let read = std::io::stdin().read_to_string(&mut text).map(|_| text);
+            ("<stdin>".to_owned(), read)
+        } else {
+            (file.clone(), std::fs::read_to_string(file))
+        };
+        match read {
+            Ok(text) => sources.push((label, text)),
+            Err(e) => return Err(format!("cannot read {label}: {e}")),
+        }
+    }
+    Ok(sources)
+}
 
 /// Parses `(label, text)` sources into Routes exactly as `render` reads them (YAML or JSON streams, Lists,
 /// a missing namespace read as `default`); warnings (skipped objects, duplicates) go to `warnings`. `Err`
@@ -12,9 +39,18 @@ pub fn read_routes(
     sources: &[(String, String)],
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Route>, String> {
+    read_routes_in(sources, "default", warnings)
+}
+
+/// [`read_routes`] with a missing namespace read as `namespace` (`cfnet diff -n NS -f FILE`, as kubectl does).
+pub fn read_routes_in(
+    sources: &[(String, String)],
+    namespace: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Route>, String> {
     let mut routes = Vec::new();
     for (label, text) in sources {
-        read_source(label, text, &mut routes, warnings)?;
+        read_source(label, text, namespace, &mut routes, warnings)?;
     }
     warn_duplicates(&routes, warnings);
     Ok(routes)
@@ -24,6 +60,7 @@ pub fn read_routes(
 fn read_source(
     label: &str,
     text: &str,
+    namespace: &str,
     routes: &mut Vec<Route>,
     warnings: &mut Vec<String>,
 ) -> Result<(), String> {
@@ -35,14 +72,14 @@ fn read_source(
         {
             let at = format!("{label}: document {}", i + 1);
             let value = doc.map_err(|e| format!("{at}: malformed JSON: {e}"))?;
-            read_object(&at, value, routes, warnings)?;
+            read_object(&at, value, namespace, routes, warnings)?;
         }
     } else {
         for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
             let at = format!("{label}: document {}", i + 1);
             let value = serde::Deserialize::deserialize(doc)
                 .map_err(|e: serde_yaml_ng::Error| format!("{at}: malformed YAML: {e}"))?;
-            read_object(&at, value, routes, warnings)?;
+            read_object(&at, value, namespace, routes, warnings)?;
         }
     }
     Ok(())
@@ -52,6 +89,7 @@ fn read_source(
 fn read_object(
     at: &str,
     value: Value,
+    namespace: &str,
     routes: &mut Vec<Route>,
     warnings: &mut Vec<String>,
 ) -> Result<(), String> {
@@ -93,12 +131,18 @@ fn read_object(
                 }
             };
             for (i, item) in items.into_iter().enumerate() {
-                read_object(&format!("{at}, items[{i}]"), item, routes, warnings)?;
+                read_object(
+                    &format!("{at}, items[{i}]"),
+                    item,
+                    namespace,
+                    routes,
+                    warnings,
+                )?;
             }
             Ok(())
         }
         "Route" if api_version == ROUTE_API_VERSION => {
-            routes.push(read_route(at, value)?);
+            routes.push(read_route(at, value, namespace)?);
             Ok(())
         }
         _ => {
@@ -116,8 +160,8 @@ fn read_object(
     }
 }
 
-/// A Route document; a missing namespace reads as `default`.
-fn read_route(at: &str, value: Value) -> Result<Route, String> {
+/// A Route document; a missing namespace reads as `namespace`.
+fn read_route(at: &str, value: Value, namespace: &str) -> Result<Route, String> {
     let mut route: Route = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
@@ -135,7 +179,7 @@ fn read_route(at: &str, value: Value) -> Result<Route, String> {
         return Err(format!("{at}: Route: field metadata.name: missing"));
     }
     if route.metadata.namespace.as_deref().unwrap_or("").is_empty() {
-        route.metadata.namespace = Some("default".to_owned());
+        route.metadata.namespace = Some(namespace.to_owned());
     }
     Ok(route)
 }

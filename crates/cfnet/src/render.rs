@@ -5,7 +5,7 @@
 //! Exit codes: 0 all routes programmed; 1 some route invalid (everything valid is still printed, one
 //! `route <namespace>/<name>: <reason>` line per problem on stderr); 2 unusable input (nothing printed).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
 use cfnet_api::VirtualService;
@@ -13,7 +13,7 @@ use cfnet_translate::{Settings, translate};
 use k8s_openapi::api::core::v1::Service;
 use serde::Serialize;
 
-use crate::manifest::read_routes;
+use crate::manifest::{read_routes, read_sources};
 
 /// Gateway external routes are bound to unless `--gateway` or `$ISTIO_GATEWAY_NAME` says otherwise.
 pub const DEFAULT_GATEWAY: &str = "cf-system/istio-ingressgateway";
@@ -47,37 +47,18 @@ pub struct Outcome {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let mut sources = Vec::new();
     let files = if args.files.is_empty() {
         vec!["-".to_owned()]
     } else {
         args.files
     };
-    let mut stdin_read = false;
-    for file in files {
-        let read = if file == "-" {
-            if stdin_read {
-                continue;
-            }
-            stdin_read = true;
-            let mut text = String::new();
-            std::io::stdin().read_to_string(&mut text).map(|_| text)
-        } else {
-            std::fs::read_to_string(&file)
-        };
-        let label = if file == "-" {
-            "<stdin>".to_owned()
-        } else {
-            file.clone()
-        };
-        match read {
-            Ok(text) => sources.push((label, text)),
-            Err(e) => {
-                eprintln!("error: cannot read {label}: {e}");
-                return ExitCode::from(2);
-            }
+    let sources = match read_sources(&files) {
+        Ok(sources) => sources,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
         }
-    }
+    };
     let outcome = render(&sources, &args.gateway, args.output);
     let mut stderr = std::io::stderr().lock();
     for line in &outcome.stderr {

@@ -177,23 +177,29 @@ fn normalise(v: Value) -> Value {
     }
 }
 
-/// SHA-256 of what a server-side apply of ours sets on an object of kind `C`: the kind's label and
-/// annotation keys, the Route ownerReferences and the spec as cfnet writes it (`spec`, already reduced to
-/// the fields cfnet sets). `serde_json::Value` objects are sorted maps, so equal content has equal bytes;
-/// an empty value counts as a missing one (omitted-when-empty serialisation).
-fn digest<C: Child>(meta: &ObjectMeta, spec: Value) -> [u8; 32] {
+/// What a server-side apply of ours sets on an object of kind `C`: the kind's label and annotation keys,
+/// the Route ownerReferences and the spec as cfnet writes it (`spec`, already reduced to the fields cfnet
+/// sets), empty values dropped (omitted-when-empty serialisation). The digest hashes it; `cfnet diff`
+/// compares two of them field by field, so both see exactly the same fields.
+pub(crate) fn projection<C: Child>(meta: &ObjectMeta, spec: Value) -> Value {
     let pick =
         |map: &Option<BTreeMap<String, String>>, keys: &[&str]| -> BTreeMap<String, String> {
             keys.iter()
                 .filter_map(|k| Some((k.to_string(), map.as_ref()?.get(*k)?.clone())))
                 .collect()
         };
-    let projection = json!({
+    json!({
         "labels": pick(&meta.labels, C::LABELS),
         "annotations": pick(&meta.annotations, C::ANNOTATIONS),
         "owners": route_refs(meta),
         "spec": normalise(spec),
-    });
+    })
+}
+
+/// SHA-256 of the [`projection`]. `serde_json::Value` objects are sorted maps, so equal content has
+/// equal bytes.
+fn digest<C: Child>(meta: &ObjectMeta, spec: Value) -> [u8; 32] {
+    let projection = projection::<C>(meta, spec);
     // Serialising a Value cannot fail (its map keys are strings); an empty buffer would only force an apply.
     Sha256::digest(serde_json::to_vec(&projection).unwrap_or_default()).into()
 }

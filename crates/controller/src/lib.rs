@@ -6,7 +6,8 @@
 //! (status.rs). The one back edge: execute.rs records what its writes returned with
 //! `Index::record_write`. The work item is the FQDN key (queue.rs), so bursts of events on one FQDN
 //! coalesce into one reconcile. Each kind of child (Service, VirtualService) is one impl of the `Child`
-//! trait (child/).
+//! trait (child/). `diff` runs the same translation and plan over listed objects without writing
+//! (`cfnet diff`).
 //!
 //! ```no_run
 //! # async fn demo(client: kube::Client) -> Result<(), cfnet_controller::StartError> {
@@ -23,6 +24,7 @@ mod child;
 mod client;
 mod config;
 mod controller;
+pub mod diff;
 mod error;
 mod execute;
 mod index;
