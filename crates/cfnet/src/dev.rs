@@ -240,7 +240,7 @@ fn remove_if_present(path: &Path) -> Result<(), String> {
 }
 
 /// Temp file + rename: a reader never sees a half-written file.
-fn write_atomically(path: &Path, contents: &str) -> Result<(), String> {
+pub(crate) fn write_atomically(path: &Path, contents: &str) -> Result<(), String> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, contents).map_err(|e| format!("writing {}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, path)

@@ -1,7 +1,7 @@
 //! The `cfnet` command as a library: each subcommand's arguments and `run`, and what they share —
 //! reading Route manifests (manifest.rs), the offline translation (render.rs), the demo's tables
-//! (tables.rs) and the process edge (process.rs: logging, runtime, signals). main.rs only parses the
-//! command line and dispatches.
+//! (tables.rs), istiod's xDS address (xds_args.rs) and the process edge (process.rs: logging, runtime,
+//! signals). main.rs only parses the command line and dispatches.
 //!
 //! `demo`, `dev` and `bench` need the local control plane and the benchmark (crates cfnet-testenv and
 //! cfnet-bench); they are behind the default-on cargo feature `dev-tools`, so that the controller image
@@ -12,13 +12,17 @@ pub mod crd;
 pub mod malloc;
 mod manifest;
 mod process;
+pub mod proxy_config;
 pub mod render;
 #[cfg(feature = "dev-tools")]
 mod tables;
+pub mod xds_args;
 
 #[cfg(feature = "dev-tools")]
 pub mod bench;
 #[cfg(feature = "dev-tools")]
 pub mod demo;
+#[cfg(feature = "dev-tools")]
+mod demo_envoy;
 #[cfg(feature = "dev-tools")]
 pub mod dev;

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use cfnet::{controller, crd, malloc, render};
+use cfnet::{controller, crd, malloc, proxy_config, render};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -28,6 +28,9 @@ enum Command {
     Render(render::Args),
     /// Print the Route CustomResourceDefinition (YAML).
     Crd(crd::Args),
+    /// The Envoy routes, clusters or listeners istiod serves a proxy (default: the CF ingress gateway), over
+    /// xDS: `--xds HOST:PORT` or `--state-dir DIR` of `cfnet dev up --istiod`.
+    ProxyConfig(proxy_config::Args),
     /// Local control plane (etcd + kube-apiserver on loopback) for trying cfnet and for tests.
     #[cfg(feature = "dev-tools")]
     #[command(subcommand)]
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
         Command::Controller(args) => controller::run(args),
         Command::Render(args) => render::run(args),
         Command::Crd(args) => crd::run(args),
+        Command::ProxyConfig(args) => proxy_config::run(args),
         #[cfg(feature = "dev-tools")]
         Command::Dev(cmd) => cfnet::dev::run(cmd),
         #[cfg(feature = "dev-tools")]

@@ -1,0 +1,567 @@
+//! `cfnet proxy-config`, run as the built binary against what `cfnet dev up --istiod` gives (a state dir whose
+//! `istiod` file names istiod's xDS address): real etcd + kube-apiserver + istiod with Istio's validating
+//! webhook, the chart's Istio objects, the controller in-process and the example Routes. The JSON of `routes`
+//! must show, for every programmed example Route, exactly one Envoy route on its FQDN with its path, clusters,
+//! weights and the four CF headers; `clusters` and `listeners` must hold what those routes use; and a dead
+//! istiod must be one line naming its address, exit 1. Fails (never skips) when a binary is missing.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails where its setup does
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use cfnet_api::{ConditionStatus, READY, Route};
+use cfnet_controller::{Config, InProcess};
+use cfnet_testenv::{ControlPlane, Istiod, IstiodOptions};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::ResourceExt;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use serde_json::Value;
+
+const CFNET: &str = env!("CARGO_BIN_EXE_cfnet");
+/// The chart's Gateway, which the controller binds external VirtualServices to.
+const GATEWAY: &str = "cf-system/istio-ingressgateway";
+/// The gateway's HTTP server (port 80, listener on the Service's targetPort 8080).
+const GATEWAY_HTTP: &str = "http.8080";
+/// A sidecar's route configuration for outbound port 80 (`http://backend.apps.internal`).
+const SIDECAR_HTTP: &str = "80";
+const T: Duration = Duration::from_secs(60);
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// Every Route of examples/*.yaml (Lists unpacked).
+fn example_routes() -> Vec<Route> {
+    fn collect(doc: Value, out: &mut Vec<Route>) {
+        match doc["kind"].as_str() {
+            Some("List") => {
+                for item in doc["items"].as_array().cloned().unwrap_or_default() {
+                    collect(item, out);
+                }
+            }
+            Some("Route") => out.push(serde_json::from_value(doc).unwrap()),
+            _ => {}
+        }
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo_root().join("examples"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    let mut routes = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+            collect(serde::Deserialize::deserialize(doc).unwrap(), &mut routes);
+        }
+    }
+    assert!(routes.len() >= 8, "the examples: {}", routes.len());
+    routes
+}
+
+/// One cluster of an Envoy route with the headers added when it is picked (a single destination's headers,
+/// which istiod puts on the route, are moved onto its cluster so both shapes compare alike).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Cluster {
+    name: String,
+    weight: u64,
+    headers: BTreeMap<String, String>,
+}
+
+/// What a programmed Route with destinations must be in Envoy: its clusters (Services `s-<guid>` on the
+/// destination port; unweighted destinations split 100 evenly, the remainder on the first; weight 0 left
+/// out) and the four CF headers of each destination.
+fn expected_clusters(route: &Route) -> Vec<Cluster> {
+    let ns = route.namespace().unwrap();
+    let n = route.spec.destinations.len() as u64;
+    let label = |key: &str| route.labels().get(key).cloned().unwrap_or_default();
+    let mut clusters: Vec<Cluster> = route
+        .spec
+        .destinations
+        .iter()
+        .enumerate()
+        .map(|(i, d)| Cluster {
+            name: format!("outbound|{}||s-{}.{ns}.svc.cluster.local", d.port, d.guid),
+            weight: match d.weight {
+                Some(w) => w as u64,
+                None if i == 0 => 100 / n + 100 % n,
+                None => 100 / n,
+            },
+            headers: BTreeMap::from([
+                ("CF-App-Id".to_owned(), d.app.guid.clone()),
+                (
+                    "CF-App-Process-Type".to_owned(),
+                    d.app.process.type_.clone(),
+                ),
+                (
+                    "CF-Organization-Id".to_owned(),
+                    label(cfnet_api::ORG_GUID_LABEL),
+                ),
+                ("CF-Space-Id".to_owned(), label(cfnet_api::SPACE_GUID_LABEL)),
+            ]),
+        })
+        .filter(|c| c.weight > 0)
+        .collect();
+    clusters.sort();
+    clusters
+}
+
+fn actual_clusters(row: &Value) -> Vec<Cluster> {
+    let route_headers = headers(&row["request_headers_to_add"]);
+    let mut clusters: Vec<Cluster> = row["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let mut headers = headers(&c["request_headers_to_add"]);
+            headers.extend(route_headers.clone());
+            Cluster {
+                name: c["name"].as_str().unwrap().to_owned(),
+                weight: c["weight"].as_u64().unwrap(),
+                headers,
+            }
+        })
+        .collect();
+    clusters.sort();
+    clusters
+}
+
+fn headers(v: &Value) -> BTreeMap<String, String> {
+    v.as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn is_ready(route: &Route) -> bool {
+    route.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == READY && c.status == ConditionStatus::True)
+    })
+}
+
+/// (route configuration, FQDN, prefix) → clusters: what the programmed examples must be in Envoy.
+type Expected = BTreeMap<(String, String, String), Vec<Cluster>>;
+
+fn expected(routes: &[Route]) -> Expected {
+    routes
+        .iter()
+        .filter(|r| is_ready(r) && !r.spec.destinations.is_empty())
+        .map(|r| {
+            let rc = if r.spec.domain.internal {
+                SIDECAR_HTTP
+            } else {
+                GATEWAY_HTTP
+            };
+            let prefix = r.spec.path.clone().filter(|p| !p.is_empty());
+            (
+                (
+                    rc.to_owned(),
+                    r.spec.fqdn(),
+                    prefix.unwrap_or_else(|| "/".to_owned()),
+                ),
+                expected_clusters(r),
+            )
+        })
+        .collect()
+}
+
+/// The rows of `routes -o json` on the FQDNs of `expected`, as (route configuration, FQDN, prefix) →
+/// clusters of each row (a key twice means two Envoy routes for one Route: a failure).
+fn actual(json: &Value, expected: &Expected) -> Vec<((String, String, String), Vec<Cluster>)> {
+    let fqdns: BTreeSet<&String> = expected.keys().map(|(_, f, _)| f).collect();
+    let mut out = Vec::new();
+    for row in json.as_array().unwrap() {
+        let rc = row["route_config"].as_str().unwrap();
+        // The HTTPS route configurations depend on TLS secrets this installation does not have.
+        if rc != GATEWAY_HTTP && rc != SIDECAR_HTTP {
+            continue;
+        }
+        let Some(fqdn) = row["domains"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|d| fqdns.contains(&d.to_string()))
+        else {
+            continue;
+        };
+        let prefix = row["match"]["prefix"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a CF route is a prefix match: {row}"));
+        out.push((
+            (rc.to_owned(), fqdn.to_owned(), prefix.to_owned()),
+            actual_clusters(row),
+        ));
+    }
+    out
+}
+
+fn cfnet(args: &[&str]) -> Output {
+    Command::new(CFNET)
+        .args(args)
+        .env_remove("ISTIO_GATEWAY_NAME")
+        .output()
+        .unwrap()
+}
+
+fn stdout_json(out: &Output, what: &str) -> Value {
+    assert!(
+        out.status.success(),
+        "{what}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{what} prints JSON: {e}\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+struct Installation {
+    cp: ControlPlane,
+    istiod: Istiod,
+    controller: InProcess,
+}
+
+/// What `cfnet dev up --istiod` runs plus the chart's Istio objects and the controller, with the examples
+/// applied and every Route's Ready condition written.
+async fn install_examples(routes: &[Route]) -> (Installation, Vec<Route>) {
+    let cp = ControlPlane::start().await.expect("control plane starts");
+    let istiod = Istiod::start(&cp, IstiodOptions::default())
+        .await
+        .expect("istiod starts");
+    cfnet_testenv::chart::apply_chart_istio_objects(&cp, &[])
+        .await
+        .expect("the chart's Istio objects apply");
+    let client = cfnet_controller::connect(Some(cp.kubeconfig_path()))
+        .await
+        .expect("a client for the control plane");
+    let mut controller = InProcess::start(Config::new(GATEWAY), client.clone());
+    controller
+        .wait_ready(Duration::from_secs(30))
+        .await
+        .expect("controller caches synced");
+    let namespaces: BTreeSet<String> = routes.iter().filter_map(|r| r.namespace()).collect();
+    for ns in &namespaces {
+        // The chart's objects created cf-workloads already; any other namespace of the examples:
+        let namespace =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap();
+        match Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &namespace)
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.is_already_exists() => {}
+            Err(e) => panic!("create namespace {ns}: {e}"),
+        }
+    }
+    for route in routes {
+        Api::<Route>::namespaced(client.clone(), &route.namespace().unwrap())
+            .patch(
+                &route.name_any(),
+                &PatchParams::apply("cloud-controller").force(),
+                &Patch::Apply(route),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("apply Route {}: {e}", route.name_any()));
+    }
+    let deadline = Instant::now() + T;
+    let current = loop {
+        let mut current = Vec::new();
+        for ns in &namespaces {
+            current.extend(
+                Api::<Route>::namespaced(client.clone(), ns)
+                    .list(&ListParams::default())
+                    .await
+                    .unwrap()
+                    .items,
+            );
+        }
+        let with_condition = current.iter().filter(|r| {
+            r.status
+                .as_ref()
+                .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == READY))
+        });
+        if with_condition.count() == routes.len() {
+            break current;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "every Route gets its Ready condition"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    (
+        Installation {
+            cp,
+            istiod,
+            controller,
+        },
+        current,
+    )
+}
+
+/// Runs `cfnet proxy-config routes -o json` until the expected routes show (istiod computes and pushes the
+/// configuration some time after the VirtualServices are written), returning the last JSON.
+fn routes_json_when_served(state: &Path, proxy: &str, expected: &Expected) -> Value {
+    let wanted: Vec<_> = expected
+        .iter()
+        .filter(|((rc, _, _), _)| proxy_of(rc) == proxy)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let deadline = Instant::now() + T;
+    loop {
+        let out = cfnet(&[
+            "proxy-config",
+            "routes",
+            "-o",
+            "json",
+            "--proxy",
+            proxy,
+            "--state-dir",
+            state.to_str().unwrap(),
+        ]);
+        let json = stdout_json(&out, "cfnet proxy-config routes -o json");
+        let mut got = actual(&json, expected);
+        got.retain(|((rc, _, _), _)| proxy_of(rc) == proxy);
+        got.sort();
+        if got == wanted || Instant::now() >= deadline {
+            assert_eq!(
+                got, wanted,
+                "the {proxy}'s Envoy routes on the examples' FQDNs: one per programmed Route, with its clusters, \
+                 weights and CF headers (left: served, right: expected)"
+            );
+            return json;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn proxy_of(route_config: &str) -> &'static str {
+    if route_config == SIDECAR_HTTP {
+        "sidecar:cf-workloads"
+    } else {
+        "gateway"
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_config_shows_every_programmed_example_route_in_envoy() {
+    let routes = example_routes();
+    let (installation, current) = install_examples(&routes).await;
+    // The state dir `cfnet dev up --istiod` leaves: DIR/istiod holds the xDS address and a newline.
+    let state = tempfile::tempdir().unwrap();
+    std::fs::write(
+        state.path().join("istiod"),
+        format!("{}\n", installation.istiod.xds_addr()),
+    )
+    .unwrap();
+    let state_path = state.path().to_path_buf();
+    let expected = expected(&current);
+    assert!(
+        expected.keys().any(|(rc, _, _)| rc == SIDECAR_HTTP)
+            && expected.values().any(|c| c.len() == 2),
+        "the examples have an internal route and a weighted one: {expected:?}"
+    );
+
+    let check = tokio::task::spawn_blocking(move || {
+        let gateway = routes_json_when_served(&state_path, "gateway", &expected);
+        routes_json_when_served(&state_path, "sidecar:cf-workloads", &expected);
+        let dir = state_path.to_str().unwrap();
+
+        // Every cluster a route names exists; EDS was served for it (no pods here: 0 endpoints).
+        let clusters = stdout_json(
+            &cfnet(&["proxy-config", "clusters", "-o", "json", "--state-dir", dir]),
+            "cfnet proxy-config clusters -o json",
+        );
+        let by_name: BTreeMap<&str, &Value> = clusters
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["name"].as_str().unwrap(), c))
+            .collect();
+        for ((rc, _, _), wanted) in expected.iter().filter(|((rc, _, _), _)| rc == GATEWAY_HTTP) {
+            for c in wanted {
+                let cluster = by_name
+                    .get(c.name.as_str())
+                    .unwrap_or_else(|| panic!("{rc}: cluster {} exists in {clusters}", c.name));
+                assert_eq!(cluster["type"], "EDS", "{cluster}");
+                assert_eq!(cluster["endpoints"], 0, "{cluster}");
+            }
+        }
+
+        // The gateway's listeners are on the Service's targetPorts and use the route configurations above.
+        let listeners = stdout_json(
+            &cfnet(&[
+                "proxy-config",
+                "listeners",
+                "-o",
+                "json",
+                "--state-dir",
+                dir,
+            ]),
+            "cfnet proxy-config listeners -o json",
+        );
+        let http = listeners
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["address"] == "0.0.0.0:8080")
+            .unwrap_or_else(|| panic!("a listener on 0.0.0.0:8080: {listeners}"));
+        assert!(
+            http["route_configs"]
+                .as_array()
+                .unwrap()
+                .contains(&Value::from(GATEWAY_HTTP)),
+            "{http}"
+        );
+
+        // The tables: one row per route, cluster and listener, with the FQDNs in them; the default output.
+        let table = cfnet(&["proxy-config", "routes", "--state-dir", dir]);
+        assert!(table.status.success());
+        let table = String::from_utf8(table.stdout).unwrap();
+        let mut lines = table.lines();
+        assert!(
+            lines
+                .next()
+                .unwrap()
+                .starts_with("ROUTE CONFIG   VIRTUAL HOST"),
+            "{table}"
+        );
+        assert_eq!(
+            lines.count(),
+            gateway.as_array().unwrap().len(),
+            "one row per route:\n{table}"
+        );
+        for ((rc, fqdn, _), _) in &expected {
+            if rc == GATEWAY_HTTP {
+                assert!(table.contains(fqdn.as_str()), "{fqdn} in\n{table}");
+            }
+        }
+        for (what, rows, header) in [
+            ("clusters", clusters.as_array().unwrap().len(), "CLUSTER"),
+            ("listeners", listeners.as_array().unwrap().len(), "LISTENER"),
+        ] {
+            let out = cfnet(&["proxy-config", what, "-o", "table", "--state-dir", dir]);
+            let text = String::from_utf8(out.stdout).unwrap();
+            assert!(text.starts_with(header), "{text}");
+            assert_eq!(text.lines().count(), rows + 1, "{text}");
+        }
+    });
+    let checked = check.await;
+    let Installation {
+        cp,
+        mut istiod,
+        controller,
+    } = installation;
+    controller
+        .stop(Duration::from_secs(10))
+        .await
+        .expect("controller stops");
+    istiod.stop().await.expect("istiod stops");
+    drop(cp);
+    if let Err(e) = checked {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+/// A loopback port nothing listens on: bound, then released.
+fn closed_port() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    drop(listener);
+    addr
+}
+
+#[test]
+fn unreachable_istiod_is_one_line_naming_the_address_and_exit_1() {
+    let addr = closed_port();
+    let out = cfnet(&["proxy-config", "routes", "--xds", &addr]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.starts_with("cfnet proxy-config: ") && stderr.contains(&addr),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+
+    // The same through a state dir whose istiod file names a dead istiod.
+    let state = tempfile::tempdir().unwrap();
+    std::fs::write(state.path().join("istiod"), format!("{addr}\n")).unwrap();
+    let out = cfnet(&[
+        "proxy-config",
+        "clusters",
+        "--state-dir",
+        state.path().to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&addr), "{stderr}");
+}
+
+#[test]
+fn missing_address_and_bad_flags() {
+    // A state dir of `dev up` without --istiod: exit 1, naming the file and the fix.
+    let state = tempfile::tempdir().unwrap();
+    let dir = state.path().to_str().unwrap();
+    let out = cfnet(&["proxy-config", "routes", "--state-dir", dir]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("{dir}/istiod")) && stderr.contains("cfnet dev up --istiod"),
+        "{stderr}"
+    );
+    // Usage errors: exit 2.
+    for args in [
+        &["proxy-config", "routes"][..],
+        &["proxy-config", "secrets", "--xds", "127.0.0.1:1"],
+        &[
+            "proxy-config",
+            "routes",
+            "--xds",
+            "127.0.0.1:1",
+            "-o",
+            "yaml",
+        ],
+        &[
+            "proxy-config",
+            "routes",
+            "--xds",
+            "127.0.0.1:1",
+            "--proxy",
+            "router:x",
+        ],
+        &[
+            "proxy-config",
+            "routes",
+            "--xds",
+            "127.0.0.1:1",
+            "--proxy",
+            "sidecar",
+        ],
+    ] {
+        let out = cfnet(args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
