@@ -6,7 +6,7 @@
 //! after the tables. Any failure is one `cfnet demo: …` line on stderr naming what failed and what to do,
 //! exit 1. Progress goes to stderr, the tables and the kubectl hint to stdout.
 //!
-//! With `--istiod` it also starts istiod after the API server, with the chart's Istio objects (demo_envoy.rs),
+//! With `--istiod` it also starts istiod after the API server, with the chart's Istio objects (gateway_envoy.rs),
 //! waits until the ingress gateway's Envoy configuration holds every programmed example route, prints the
 //! gateway's Envoy routes after the other tables, and stops istiod before the API server.
 //!
@@ -25,7 +25,7 @@ use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 
-use crate::demo_envoy;
+use crate::gateway_envoy;
 use crate::process::{self, LogFormat, Signals};
 use crate::render::DEFAULT_GATEWAY;
 use crate::tables::tables;
@@ -147,7 +147,7 @@ async fn start_istiod(
     kept: bool,
 ) -> Result<Option<Istiod>, String> {
     let started = tokio::select! {
-        started = demo_envoy::start(cp) => Some(started),
+        started = gateway_envoy::start(cp) => Some(started),
         name = signals.recv() => {
             eprintln!("cfnet demo: {name} during istiod start-up; stopped");
             None
@@ -370,15 +370,15 @@ async fn show(
     }
     print!("{}", tables(&current, &mut services, &mut virtual_services));
     if let Some(xds) = xds {
-        let expected = demo_envoy::expected_gateway_routes(&current);
-        let config = demo_envoy::wait_for_gateway(xds, &expected, timeout).await?;
+        let expected = gateway_envoy::expected_gateway_routes(&current);
+        let config = gateway_envoy::wait_for_gateway(xds, &expected, timeout).await?;
         eprintln!(
             "cfnet demo: istiod serves the ingress gateway all {} programmed external routes, {:.1} s after \
              the apply",
             expected.len(),
             started.elapsed().as_secs_f64()
         );
-        print!("{}", demo_envoy::gateway_routes_table(&config, xds));
+        print!("{}", gateway_envoy::gateway_routes_table(&config, xds));
     }
     Ok(())
 }

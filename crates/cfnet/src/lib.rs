@@ -23,6 +23,6 @@ pub mod bench;
 #[cfg(feature = "dev-tools")]
 pub mod demo;
 #[cfg(feature = "dev-tools")]
-mod demo_envoy;
-#[cfg(feature = "dev-tools")]
 pub mod dev;
+#[cfg(feature = "dev-tools")]
+mod gateway_envoy;

@@ -1,7 +1,8 @@
-//! `cfnet demo --istiod`: istiod next to the demo's control plane, the chart's Istio objects (the Gateway
-//! `cf-system/istio-ingressgateway` and the ingress gateway Service, without which istiod gives the gateway no
-//! listener), and the proof that the gateway's Envoy configuration holds every programmed example route:
-//! the demo waits for it over xDS and prints the gateway's Envoy routes (the `cfnet proxy-config routes` table).
+//! The CF ingress gateway's Envoy configuration for `cfnet demo --istiod` and `cfnet dev up --istiod`: istiod
+//! next to the demo's control plane with the chart's Istio objects (the Gateway `cf-system/istio-ingressgateway`
+//! and the ingress gateway Service, without which istiod gives the gateway no listener); waiting until istiod
+//! serves the gateway its listeners (dev up) or every programmed example route (the demo, which then prints the
+//! gateway's Envoy routes, the `cfnet proxy-config routes` table).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -105,6 +106,23 @@ pub async fn wait_for_gateway(
             missing(subscription.config(), expected).join(", ")
         )),
     }
+}
+
+/// Waits until istiod serves the CF ingress gateway at least one listener (istiod computes it shortly after
+/// the chart's Gateway and Service are written).
+pub async fn wait_for_gateway_listeners(xds: &str, timeout: Duration) -> Result<(), String> {
+    let mut subscription = Subscription::start(xds, &Proxy::default(), timeout)
+        .await
+        .map_err(|e| e.to_string())?;
+    subscription
+        .wait_for("has a listener", timeout, |config| {
+            !config.listeners.is_empty()
+        })
+        .await
+        .map(drop)
+        .map_err(|e| {
+            format!("{e}; the chart's Gateway and ingress gateway Service should give it one")
+        })
 }
 
 /// The table printed after the Routes, Services and VirtualServices.
