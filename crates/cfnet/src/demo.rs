@@ -67,6 +67,14 @@ pub fn run(args: Args) -> ExitCode {
 
 async fn demo(args: Args) -> Result<(), String> {
     let mut signals = Signals::install()?;
+    if args.istiod && args.gateway != DEFAULT_GATEWAY {
+        // istiod serves the chart's Gateway; VirtualServices bound to another one reach no Envoy.
+        return Err(format!(
+            "--istiod runs the chart's Gateway {DEFAULT_GATEWAY}, but the gateway is {}: drop --gateway / unset \
+             ISTIO_GATEWAY_NAME, or run without --istiod",
+            args.gateway
+        ));
+    }
     let routes = read_examples(&args.examples)?;
     let namespaces: BTreeSet<String> = routes.iter().filter_map(|r| r.namespace()).collect();
     eprintln!(

@@ -9,6 +9,7 @@
 
 pub mod controller;
 pub mod crd;
+mod gateway_workload;
 pub mod malloc;
 mod manifest;
 mod process;

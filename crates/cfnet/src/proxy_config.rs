@@ -6,11 +6,11 @@
 //! (one `cfnet proxy-config: …` line naming the address or file and what to do); 2 bad flags.
 //!
 //! Which proxy: Envoy configuration belongs to a workload (namespace + labels), not to a Gateway object.
-//! `ISTIO_GATEWAY_NAME` (`cf-system/istio-ingressgateway`) names the Gateway object the controller binds
-//! VirtualServices to; its `selector` (the chart's `gateway.selector`, `istio: ingressgateway`) picks the
-//! workload, which runs in Istio's namespace (the chart's `istioNamespace`, `istio-system`). Neither follows
-//! from the Gateway's name, so the default `--proxy gateway` is that workload as the chart installs it:
-//! namespace `istio-system`, labels `istio=ingressgateway`; other gateways are `gateway:NS:LABEL=VALUE,…`.
+//! `--proxy gateway:NS/NAME` (and, without --proxy, `$ISTIO_GATEWAY_NAME`, as the controller reads it) names a
+//! Gateway object: its workload is read from the API server (gateway_workload.rs: labels = the Gateway's
+//! selector, namespace = that of the Service selecting them). `--proxy gateway` (the default without
+//! `ISTIO_GATEWAY_NAME`) needs no API server: the workload as the chart installs it, namespace `istio-system`,
+//! labels `istio=ingressgateway`; `gateway:NS[:LABEL=VALUE,…]` and `sidecar:NS[:…]` name a workload directly.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use cfnet_xds::{Proxy, ProxyConfig, view};
 
+use crate::gateway_workload;
 use crate::process::{self, LogFormat};
 use crate::xds_args::{ISTIOD_FILE, XdsArgs};
 
@@ -29,13 +30,20 @@ pub struct Args {
     what: What,
     #[command(flatten)]
     xds: XdsArgs,
-    /// State directory of `cfnet dev up --istiod`: the xDS address is read from DIR/istiod.
+    /// State directory of `cfnet dev up --istiod`: the xDS address is read from DIR/istiod (and the kubeconfig
+    /// for `gateway:NS/NAME` from DIR/kubeconfig).
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
-    /// The proxy to ask for: `gateway` (the CF ingress gateway: namespace istio-system, labels
-    /// istio=ingressgateway), `gateway:NS[:LABEL=VALUE,...]` or `sidecar:NS[:LABEL=VALUE,...]`.
-    #[arg(long, value_name = "PROXY", default_value = "gateway")]
-    proxy: Proxy,
+    /// kubeconfig for `--proxy gateway:NS/NAME` (default: DIR/kubeconfig with --state-dir, else $KUBECONFIG,
+    /// then ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// The proxy to ask for: `gateway` (the CF ingress gateway as the chart installs it: namespace
+    /// istio-system, labels istio=ingressgateway), `gateway:NS/NAME` (the workload of that Istio Gateway, read
+    /// from the API server), `gateway:NS[:LABEL=VALUE,...]` or `sidecar:NS[:LABEL=VALUE,...]`. Default:
+    /// `gateway:$ISTIO_GATEWAY_NAME` when that is set, else `gateway`.
+    #[arg(long, value_name = "PROXY")]
+    proxy: Option<ProxyArg>,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Table)]
     output: Format,
@@ -46,6 +54,34 @@ pub struct Args {
     /// (the fixtures of crates/xds/tests).
     #[arg(long, value_name = "FILE")]
     save: Option<PathBuf>,
+}
+
+/// A `--proxy` value: a workload, or an Istio Gateway whose workload is looked up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProxyArg {
+    Workload(Proxy),
+    Gateway(String),
+}
+
+impl std::str::FromStr for ProxyArg {
+    type Err = cfnet_xds::ParseProxyError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.strip_prefix("gateway:") {
+            Some(name) if name.contains('/') => Ok(ProxyArg::Gateway(name.to_owned())),
+            _ => s.parse().map(ProxyArg::Workload),
+        }
+    }
+}
+
+/// `--proxy`, else the Gateway of `ISTIO_GATEWAY_NAME` (as the controller reads it: set and not empty), else
+/// the chart's gateway workload.
+fn proxy_arg(flag: Option<ProxyArg>, istio_gateway_name: Option<String>) -> ProxyArg {
+    match (flag, istio_gateway_name) {
+        (Some(p), _) => p,
+        (None, Some(name)) if !name.is_empty() => ProxyArg::Gateway(name),
+        (None, _) => ProxyArg::Workload(Proxy::default()),
+    }
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,9 +106,22 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    let proxy = proxy_arg(args.proxy.clone(), std::env::var("ISTIO_GATEWAY_NAME").ok());
     process::run_async("proxy-config", async move {
+        let proxy = match proxy {
+            ProxyArg::Workload(proxy) => proxy,
+            ProxyArg::Gateway(name) => {
+                let kubeconfig = args
+                    .kubeconfig
+                    .clone()
+                    .or_else(|| args.state_dir.as_ref().map(|d| d.join("kubeconfig")));
+                gateway_workload::resolve(&name, kubeconfig.as_deref())
+                    .await
+                    .map_err(|e| e.to_string())?
+            }
+        };
         let timeout = Duration::from_secs(args.timeout);
-        let config = cfnet_xds::fetch(&addr, &args.proxy, timeout)
+        let config = cfnet_xds::fetch(&addr, &proxy, timeout)
             .await
             .map_err(|e| e.to_string())?;
         if let Some(path) = &args.save {
@@ -84,7 +133,7 @@ pub fn run(args: Args) -> ExitCode {
                 "cfnet proxy-config: istiod at {addr} serves {} no listener: for a gateway, a Service in its \
                  namespace must select its labels (the chart's istio-ingressgateway Service), and a Gateway must \
                  select them too",
-                args.proxy
+                proxy
             );
         }
         print!("{}", output(args.what, args.output, &config));
@@ -212,6 +261,33 @@ mod tests {
             assert!(table.lines().count() > 1, "{table}");
             assert_eq!(table, output(what, Format::Table, &config));
         }
+    }
+
+    #[test]
+    fn proxy_arg_table() {
+        let gw = |s: &str| ProxyArg::Gateway(s.to_owned());
+        let parse = |s: &str| s.parse::<ProxyArg>().unwrap();
+        assert_eq!(parse("gateway"), ProxyArg::Workload(Proxy::default()));
+        assert_eq!(
+            parse("gateway:cf-system/istio-ingressgateway"),
+            gw("cf-system/istio-ingressgateway")
+        );
+        assert_eq!(
+            parse("sidecar:apps"),
+            ProxyArg::Workload(Proxy::sidecar("apps", []))
+        );
+        assert!("router:x".parse::<ProxyArg>().is_err());
+        let env = |s: &str| Some(s.to_owned());
+        assert_eq!(proxy_arg(None, None), ProxyArg::Workload(Proxy::default()));
+        assert_eq!(
+            proxy_arg(None, env("")),
+            ProxyArg::Workload(Proxy::default())
+        );
+        assert_eq!(proxy_arg(None, env("ns/gw")), gw("ns/gw"));
+        assert_eq!(
+            proxy_arg(Some(parse("gateway")), env("ns/gw")),
+            ProxyArg::Workload(Proxy::default())
+        );
     }
 
     #[test]

@@ -218,6 +218,14 @@ fn cfnet(args: &[&str]) -> Output {
         .unwrap()
 }
 
+fn cfnet_with_gateway_env(args: &[&str], istio_gateway_name: &str) -> Output {
+    Command::new(CFNET)
+        .args(args)
+        .env("ISTIO_GATEWAY_NAME", istio_gateway_name)
+        .output()
+        .unwrap()
+}
+
 fn stdout_json(out: &Output, what: &str) -> Value {
     assert!(
         out.status.success(),
@@ -372,6 +380,11 @@ async fn proxy_config_shows_every_programmed_example_route_in_envoy() {
         format!("{}\n", installation.istiod.xds_addr()),
     )
     .unwrap();
+    std::fs::copy(
+        installation.cp.kubeconfig_path(),
+        state.path().join("kubeconfig"),
+    )
+    .unwrap();
     let state_path = state.path().to_path_buf();
     let expected = expected(&current);
     assert!(
@@ -451,6 +464,45 @@ async fn proxy_config_shows_every_programmed_example_route_in_envoy() {
                 assert!(table.contains(fqdn.as_str()), "{fqdn} in\n{table}");
             }
         }
+        // The Gateway named by ISTIO_GATEWAY_NAME (as the controller reads it) or `--proxy gateway:NS/NAME` is
+        // looked up in the API server (DIR/kubeconfig): the chart's Gateway is served by the default workload.
+        let by_env = stdout_json(
+            &cfnet_with_gateway_env(
+                &["proxy-config", "routes", "-o", "json", "--state-dir", dir],
+                "cf-system/istio-ingressgateway",
+            ),
+            "ISTIO_GATEWAY_NAME=cf-system/istio-ingressgateway cfnet proxy-config routes",
+        );
+        assert_eq!(by_env, gateway, "the chart's Gateway is the default proxy");
+        let out = cfnet_with_gateway_env(
+            &["proxy-config", "routes", "--state-dir", dir],
+            "cf-system/nope",
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains("Gateway cf-system/nope does not exist"),
+            "{stderr}"
+        );
+        let by_flag = stdout_json(
+            &cfnet_with_gateway_env(
+                &[
+                    "proxy-config",
+                    "routes",
+                    "-o",
+                    "json",
+                    "--proxy",
+                    "gateway:cf-system/istio-ingressgateway",
+                    "--state-dir",
+                    dir,
+                ],
+                "cf-system/nope",
+            ),
+            "cfnet proxy-config routes --proxy gateway:cf-system/istio-ingressgateway",
+        );
+        assert_eq!(by_flag, gateway, "--proxy wins over ISTIO_GATEWAY_NAME");
+
         for (what, rows, header) in [
             ("clusters", clusters.as_array().unwrap().len(), "CLUSTER"),
             ("listeners", listeners.as_array().unwrap().len(), "LISTENER"),
