@@ -2,8 +2,9 @@
 //! `istiod` file names istiod's xDS address): real etcd + kube-apiserver + istiod with Istio's validating
 //! webhook, the chart's Istio objects, the controller in-process and the example Routes. The JSON of `routes`
 //! must show, for every programmed example Route, exactly one Envoy route on its FQDN with its path, clusters,
-//! weights and the four CF headers; `clusters` and `listeners` must hold what those routes use; and a dead
-//! istiod must be one line naming its address, exit 1. Fails (never skips) when a binary is missing.
+//! weights and the four CF headers; `clusters` and `listeners` must hold what those routes use; the tables
+//! have a row per object; `ISTIO_GATEWAY_NAME` / `--proxy gateway:NS/NAME` find the chart's Gateway's workload.
+//! Errors without servers: proxy_config_cli.rs. Fails (never skips) when a binary is missing.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails where its setup does
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -369,6 +370,112 @@ fn proxy_of(route_config: &str) -> &'static str {
     }
 }
 
+/// Every cluster a gateway route names exists; EDS was served for it (no pods here: 0 endpoints). Returns the
+/// JSON of `clusters`.
+fn check_clusters(dir: &str, expected: &Expected) -> Value {
+    let clusters = stdout_json(
+        &cfnet(&["proxy-config", "clusters", "-o", "json", "--state-dir", dir]),
+        "cfnet proxy-config clusters -o json",
+    );
+    let by_name: BTreeMap<&str, &Value> = clusters
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c))
+        .collect();
+    for ((rc, _, _), wanted) in expected.iter().filter(|((rc, _, _), _)| rc == GATEWAY_HTTP) {
+        for c in wanted {
+            let cluster = by_name
+                .get(c.name.as_str())
+                .unwrap_or_else(|| panic!("{rc}: cluster {} exists in {clusters}", c.name));
+            assert_eq!(cluster["type"], "EDS", "{cluster}");
+            assert_eq!(cluster["endpoints"], 0, "{cluster}");
+        }
+    }
+    clusters
+}
+
+/// The gateway's listeners are on the Service's targetPorts and use the route configurations. Returns the JSON
+/// of `listeners`.
+fn check_listeners(dir: &str) -> Value {
+    let listeners = stdout_json(
+        &cfnet(&[
+            "proxy-config",
+            "listeners",
+            "-o",
+            "json",
+            "--state-dir",
+            dir,
+        ]),
+        "cfnet proxy-config listeners -o json",
+    );
+    let http = listeners
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["address"] == "0.0.0.0:8080")
+        .unwrap_or_else(|| panic!("a listener on 0.0.0.0:8080: {listeners}"));
+    assert!(
+        http["route_configs"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from(GATEWAY_HTTP)),
+        "{http}"
+    );
+    listeners
+}
+
+/// The tables (the default output): a header and one row per route, cluster and listener; the FQDNs show.
+fn check_tables(dir: &str, expected: &Expected, json: &[(&str, &Value, &str)]) {
+    for (what, value, header) in json {
+        let out = cfnet(&["proxy-config", what, "--state-dir", dir]);
+        assert!(out.status.success(), "{what}");
+        let text = String::from_utf8(out.stdout.clone()).unwrap();
+        assert!(text.starts_with(&format!("{header} ")), "{text}");
+        assert_eq!(
+            text.lines().count(),
+            value.as_array().unwrap().len() + 1,
+            "a header and one row per {what}:\n{text}"
+        );
+        if *what == "routes" {
+            for (rc, fqdn, _) in expected.keys() {
+                if rc == GATEWAY_HTTP {
+                    assert!(text.contains(fqdn.as_str()), "{fqdn} in\n{text}");
+                }
+            }
+        }
+    }
+}
+
+/// The Gateway named by `ISTIO_GATEWAY_NAME` (as the controller reads it) or `--proxy gateway:NS/NAME` is looked
+/// up in the API server (DIR/kubeconfig): the chart's Gateway is served by the default workload, `gateway`.
+fn check_gateway_by_name(dir: &str, gateway: &Value) {
+    let routes_json = ["proxy-config", "routes", "-o", "json", "--state-dir", dir];
+    let by_env = stdout_json(
+        &cfnet_with_gateway_env(&routes_json, "cf-system/istio-ingressgateway"),
+        "ISTIO_GATEWAY_NAME=cf-system/istio-ingressgateway cfnet proxy-config routes",
+    );
+    assert_eq!(&by_env, gateway, "the chart's Gateway is the default proxy");
+    let by_flag = [
+        &routes_json[..],
+        &["--proxy", "gateway:cf-system/istio-ingressgateway"],
+    ]
+    .concat();
+    let by_flag = stdout_json(
+        &cfnet_with_gateway_env(&by_flag, "cf-system/nope"),
+        "cfnet proxy-config routes --proxy gateway:cf-system/istio-ingressgateway",
+    );
+    assert_eq!(&by_flag, gateway, "--proxy wins over ISTIO_GATEWAY_NAME");
+    let out = cfnet_with_gateway_env(&routes_json, "cf-system/nope");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("Gateway cf-system/nope does not exist"),
+        "{stderr}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_config_shows_every_programmed_example_route_in_envoy() {
     let routes = example_routes();
@@ -397,121 +504,18 @@ async fn proxy_config_shows_every_programmed_example_route_in_envoy() {
         let gateway = routes_json_when_served(&state_path, "gateway", &expected);
         routes_json_when_served(&state_path, "sidecar:cf-workloads", &expected);
         let dir = state_path.to_str().unwrap();
-
-        // Every cluster a route names exists; EDS was served for it (no pods here: 0 endpoints).
-        let clusters = stdout_json(
-            &cfnet(&["proxy-config", "clusters", "-o", "json", "--state-dir", dir]),
-            "cfnet proxy-config clusters -o json",
+        let clusters = check_clusters(dir, &expected);
+        let listeners = check_listeners(dir);
+        check_tables(
+            dir,
+            &expected,
+            &[
+                ("routes", &gateway, "ROUTE CONFIG"),
+                ("clusters", &clusters, "CLUSTER"),
+                ("listeners", &listeners, "LISTENER"),
+            ],
         );
-        let by_name: BTreeMap<&str, &Value> = clusters
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| (c["name"].as_str().unwrap(), c))
-            .collect();
-        for ((rc, _, _), wanted) in expected.iter().filter(|((rc, _, _), _)| rc == GATEWAY_HTTP) {
-            for c in wanted {
-                let cluster = by_name
-                    .get(c.name.as_str())
-                    .unwrap_or_else(|| panic!("{rc}: cluster {} exists in {clusters}", c.name));
-                assert_eq!(cluster["type"], "EDS", "{cluster}");
-                assert_eq!(cluster["endpoints"], 0, "{cluster}");
-            }
-        }
-
-        // The gateway's listeners are on the Service's targetPorts and use the route configurations above.
-        let listeners = stdout_json(
-            &cfnet(&[
-                "proxy-config",
-                "listeners",
-                "-o",
-                "json",
-                "--state-dir",
-                dir,
-            ]),
-            "cfnet proxy-config listeners -o json",
-        );
-        let http = listeners
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|l| l["address"] == "0.0.0.0:8080")
-            .unwrap_or_else(|| panic!("a listener on 0.0.0.0:8080: {listeners}"));
-        assert!(
-            http["route_configs"]
-                .as_array()
-                .unwrap()
-                .contains(&Value::from(GATEWAY_HTTP)),
-            "{http}"
-        );
-
-        // The tables: one row per route, cluster and listener, with the FQDNs in them; the default output.
-        let table = cfnet(&["proxy-config", "routes", "--state-dir", dir]);
-        assert!(table.status.success());
-        let table = String::from_utf8(table.stdout).unwrap();
-        let mut lines = table.lines();
-        assert!(
-            lines.next().unwrap().starts_with("ROUTE CONFIG "),
-            "{table}"
-        );
-        assert_eq!(
-            lines.count(),
-            gateway.as_array().unwrap().len(),
-            "one row per route:\n{table}"
-        );
-        for (rc, fqdn, _) in expected.keys() {
-            if rc == GATEWAY_HTTP {
-                assert!(table.contains(fqdn.as_str()), "{fqdn} in\n{table}");
-            }
-        }
-        // The Gateway named by ISTIO_GATEWAY_NAME (as the controller reads it) or `--proxy gateway:NS/NAME` is
-        // looked up in the API server (DIR/kubeconfig): the chart's Gateway is served by the default workload.
-        let by_env = stdout_json(
-            &cfnet_with_gateway_env(
-                &["proxy-config", "routes", "-o", "json", "--state-dir", dir],
-                "cf-system/istio-ingressgateway",
-            ),
-            "ISTIO_GATEWAY_NAME=cf-system/istio-ingressgateway cfnet proxy-config routes",
-        );
-        assert_eq!(by_env, gateway, "the chart's Gateway is the default proxy");
-        let out = cfnet_with_gateway_env(
-            &["proxy-config", "routes", "--state-dir", dir],
-            "cf-system/nope",
-        );
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{stderr}");
-        assert_eq!(stderr.lines().count(), 1, "{stderr}");
-        assert!(
-            stderr.contains("Gateway cf-system/nope does not exist"),
-            "{stderr}"
-        );
-        let by_flag = stdout_json(
-            &cfnet_with_gateway_env(
-                &[
-                    "proxy-config",
-                    "routes",
-                    "-o",
-                    "json",
-                    "--proxy",
-                    "gateway:cf-system/istio-ingressgateway",
-                    "--state-dir",
-                    dir,
-                ],
-                "cf-system/nope",
-            ),
-            "cfnet proxy-config routes --proxy gateway:cf-system/istio-ingressgateway",
-        );
-        assert_eq!(by_flag, gateway, "--proxy wins over ISTIO_GATEWAY_NAME");
-
-        for (what, rows, header) in [
-            ("clusters", clusters.as_array().unwrap().len(), "CLUSTER"),
-            ("listeners", listeners.as_array().unwrap().len(), "LISTENER"),
-        ] {
-            let out = cfnet(&["proxy-config", what, "-o", "table", "--state-dir", dir]);
-            let text = String::from_utf8(out.stdout).unwrap();
-            assert!(text.starts_with(header), "{text}");
-            assert_eq!(text.lines().count(), rows + 1, "{text}");
-        }
+        check_gateway_by_name(dir, &gateway);
     });
     let checked = check.await;
     let Installation {
@@ -527,92 +531,5 @@ async fn proxy_config_shows_every_programmed_example_route_in_envoy() {
     drop(cp);
     if let Err(e) = checked {
         std::panic::resume_unwind(e.into_panic());
-    }
-}
-
-/// A loopback port nothing listens on: bound, then released.
-fn closed_port() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    drop(listener);
-    addr
-}
-
-#[test]
-fn unreachable_istiod_is_one_line_naming_the_address_and_exit_1() {
-    let addr = closed_port();
-    let out = cfnet(&["proxy-config", "routes", "--xds", &addr]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
-    assert!(
-        stderr.starts_with("cfnet proxy-config: ") && stderr.contains(&addr),
-        "{stderr}"
-    );
-    assert!(out.stdout.is_empty());
-
-    // The same through a state dir whose istiod file names a dead istiod.
-    let state = tempfile::tempdir().unwrap();
-    std::fs::write(state.path().join("istiod"), format!("{addr}\n")).unwrap();
-    let out = cfnet(&[
-        "proxy-config",
-        "clusters",
-        "--state-dir",
-        state.path().to_str().unwrap(),
-    ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains(&addr), "{stderr}");
-}
-
-#[test]
-fn missing_address_and_bad_flags() {
-    // A state dir of `dev up` without --istiod: exit 1, naming the file and the fix.
-    let state = tempfile::tempdir().unwrap();
-    let dir = state.path().to_str().unwrap();
-    let out = cfnet(&["proxy-config", "routes", "--state-dir", dir]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(
-        stderr.contains(&format!("{dir}/istiod")) && stderr.contains("cfnet dev up --istiod"),
-        "{stderr}"
-    );
-    // Usage errors: exit 2.
-    for args in [
-        &["proxy-config", "routes"][..],
-        &["proxy-config", "secrets", "--xds", "127.0.0.1:1"],
-        &[
-            "proxy-config",
-            "routes",
-            "--xds",
-            "127.0.0.1:1",
-            "-o",
-            "yaml",
-        ],
-        &[
-            "proxy-config",
-            "routes",
-            "--xds",
-            "127.0.0.1:1",
-            "--proxy",
-            "router:x",
-        ],
-        &[
-            "proxy-config",
-            "routes",
-            "--xds",
-            "127.0.0.1:1",
-            "--proxy",
-            "sidecar",
-        ],
-    ] {
-        let out = cfnet(args);
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
     }
 }
