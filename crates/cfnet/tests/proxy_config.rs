@@ -395,9 +395,10 @@ fn check_clusters(dir: &str, expected: &Expected) -> Value {
     clusters
 }
 
-/// The gateway's listeners are on the Service's targetPorts and use the route configurations. Returns the JSON
-/// of `listeners`.
+/// The gateway's listeners are on the Service's targetPorts and use the route configurations; `--save` writes
+/// what `ProxyConfig::decode` reads (the fixtures). Returns the JSON of `listeners`.
 fn check_listeners(dir: &str) -> Value {
+    let saved = Path::new(dir).join("gateway.pb");
     let listeners = stdout_json(
         &cfnet(&[
             "proxy-config",
@@ -406,8 +407,16 @@ fn check_listeners(dir: &str) -> Value {
             "json",
             "--state-dir",
             dir,
+            "--save",
+            saved.to_str().unwrap(),
         ]),
         "cfnet proxy-config listeners -o json",
+    );
+    let decoded = cfnet_xds::ProxyConfig::decode(&std::fs::read(&saved).unwrap()).unwrap();
+    assert_eq!(
+        decoded.listeners.len(),
+        listeners.as_array().unwrap().len(),
+        "--save keeps what was printed"
     );
     let http = listeners
         .as_array()
