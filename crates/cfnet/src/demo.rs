@@ -6,6 +6,10 @@
 //! after the tables. Any failure is one `cfnet demo: …` line on stderr naming what failed and what to do,
 //! exit 1. Progress goes to stderr, the tables and the kubectl hint to stdout.
 //!
+//! With `--istiod` it also starts istiod after the API server, with the chart's Istio objects (gateway_envoy.rs),
+//! waits until the ingress gateway's Envoy configuration holds every programmed example route, prints the
+//! gateway's Envoy routes after the other tables, and stops istiod before the API server.
+//!
 //! In-process rather than a child `cfnet controller`: one process to stop, one log stream, and the
 //! process edge (`cfnet controller`'s flags and signals) has its own tests.
 
@@ -16,11 +20,12 @@ use std::time::{Duration, Instant};
 
 use cfnet_api::{READY, Route, VirtualService};
 use cfnet_controller::{Config, InProcess, error_chain, is_ours};
-use cfnet_testenv::{ControlPlane, Error as TestenvError, Options};
+use cfnet_testenv::{ControlPlane, Error as TestenvError, Istiod, Options};
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 
+use crate::gateway_envoy;
 use crate::process::{self, LogFormat, Signals};
 use crate::render::DEFAULT_GATEWAY;
 use crate::tables::tables;
@@ -48,6 +53,11 @@ pub struct Args {
     /// Gateway external routes are bound to, NAMESPACE/NAME.
     #[arg(long, value_name = "NS/NAME", env = "ISTIO_GATEWAY_NAME", default_value = DEFAULT_GATEWAY)]
     gateway: String,
+    /// Also run istiod (built with Go the first time) with the chart's Gateway, wait until the ingress gateway's
+    /// Envoy configuration routes every example, and print the gateway's Envoy routes. With --state-dir, writes
+    /// DIR/istiod for `cfnet proxy-config --state-dir DIR`.
+    #[arg(long)]
+    istiod: bool,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -57,6 +67,14 @@ pub fn run(args: Args) -> ExitCode {
 
 async fn demo(args: Args) -> Result<(), String> {
     let mut signals = Signals::install()?;
+    if args.istiod && args.gateway != DEFAULT_GATEWAY {
+        // istiod serves the chart's Gateway; VirtualServices bound to another one reach no Envoy.
+        return Err(format!(
+            "--istiod runs the chart's Gateway {DEFAULT_GATEWAY}, but the gateway is {}: drop --gateway / unset \
+             ISTIO_GATEWAY_NAME, or run without --istiod",
+            args.gateway
+        ));
+    }
     let routes = read_examples(&args.examples)?;
     let namespaces: BTreeSet<String> = routes.iter().filter_map(|r| r.namespace()).collect();
     eprintln!(
@@ -68,6 +86,15 @@ async fn demo(args: Args) -> Result<(), String> {
     let Some(mut cp) = start_control_plane(&args, &mut signals).await? else {
         return Ok(());
     };
+    let mut istiod = if args.istiod {
+        match start_istiod(&mut cp, &mut signals, args.state_dir.is_some()).await? {
+            Some(istiod) => Some(istiod),
+            None => return Ok(()),
+        }
+    } else {
+        None
+    };
+    let xds = istiod.as_ref().map(|i| i.xds_addr().to_string());
     let client = cfnet_controller::connect(Some(cp.kubeconfig_path()))
         .await
         .map_err(|e| {
@@ -85,24 +112,67 @@ async fn demo(args: Args) -> Result<(), String> {
     );
 
     let outcome = tokio::select! {
-        shown = show(&client, &routes, &namespaces, &args) => shown.map(|()| None),
+        shown = show(&client, &routes, &namespaces, &args, xds.as_deref()) => shown.map(|()| None),
         name = signals.recv() => Ok(Some(name)),
     };
     let outcome = match outcome {
         Ok(None) if !args.exit_when_ready => {
+            let envoy_hint = xds
+                .as_deref()
+                .map(|x| format!("  cfnet proxy-config routes --xds {x}\n"))
+                .unwrap_or_default();
             println!(
                 "\nThe controller keeps running against kube-apiserver {} at {}. In another shell:\n  \
-                 KUBECONFIG={} kubectl get routes -A\n\
-                 cfnet demo: ready. Ctrl-C stops the controller, kube-apiserver and etcd.",
+                 KUBECONFIG={} kubectl get routes -A\n{envoy_hint}\
+                 cfnet demo: ready. Ctrl-C stops the {}.",
                 cp.apiserver_version(),
                 cp.server_url(),
-                cp.kubeconfig_path().display()
+                cp.kubeconfig_path().display(),
+                servers(istiod.is_some()),
             );
-            keep_running(&mut cp, &mut signals, &controller).await
+            keep_running(&mut cp, istiod.as_mut(), &mut signals, &controller).await
         }
         other => other,
     };
-    stop(controller, cp, args.state_dir.is_some(), outcome).await
+    stop(controller, istiod, cp, args.state_dir.is_some(), outcome).await
+}
+
+/// What Ctrl-C stops.
+fn servers(istiod: bool) -> &'static str {
+    if istiod {
+        "controller, istiod, kube-apiserver and etcd"
+    } else {
+        "controller, kube-apiserver and etcd"
+    }
+}
+
+/// Starts istiod with the chart's Istio objects; with a kept state dir, writes DIR/istiod (its xDS address, as
+/// `cfnet dev up --istiod` does). `None` when a signal came first; on failure or a signal the control plane is
+/// stopped.
+async fn start_istiod(
+    cp: &mut ControlPlane,
+    signals: &mut Signals,
+    kept: bool,
+) -> Result<Option<Istiod>, String> {
+    let started = tokio::select! {
+        started = gateway_envoy::start(cp) => Some(started),
+        name = signals.recv() => {
+            eprintln!("cfnet demo: {name} during istiod start-up; stopped");
+            None
+        }
+    };
+    let istiod = match started {
+        Some(Ok(istiod)) => istiod,
+        failed => {
+            tokio::task::block_in_place(|| cp.stop());
+            return failed.transpose();
+        }
+    };
+    if kept {
+        let file = cp.state_dir().join(crate::xds_args::ISTIOD_FILE);
+        crate::dev::write_atomically(&file, &format!("{}\n", istiod.xds_addr()))?;
+    }
+    Ok(Some(istiod))
 }
 
 /// Installs etcd and kube-apiserver when missing and starts them; `None` when a signal came first.
@@ -150,17 +220,28 @@ async fn start_control_plane(
     Ok(Some(cp))
 }
 
-/// Stops in dependency order: the controller first (it finishes its in-flight writes), then the servers.
+/// Stops in dependency order: the controller first (it finishes its in-flight writes), then istiod (while
+/// the API server still runs: its webhook configuration goes first), then the control plane.
 async fn stop(
     controller: InProcess,
+    istiod: Option<Istiod>,
     mut cp: ControlPlane,
     kept: bool,
     outcome: Result<Option<&'static str>, String>,
 ) -> Result<(), String> {
-    let stopped = controller
+    let servers = servers(istiod.is_some());
+    let mut stopped = controller
         .stop(CONTROLLER_STOP)
         .await
         .map_err(|e| error_chain(&e));
+    if let Some(mut istiod) = istiod {
+        if kept {
+            let _ = std::fs::remove_file(cp.state_dir().join(crate::xds_args::ISTIOD_FILE));
+        }
+        if let Err(e) = istiod.stop().await {
+            stopped = stopped.and(Err(e.to_string()));
+        }
+    }
     tokio::task::block_in_place(|| {
         if kept {
             // It names ports that are about to close.
@@ -172,11 +253,11 @@ async fn stop(
         (Err(e), _) => Err(e),
         (Ok(_), Err(e)) => Err(e),
         (Ok(Some(name)), Ok(())) => {
-            eprintln!("cfnet demo: {name} received; controller, kube-apiserver and etcd stopped");
+            eprintln!("cfnet demo: {name} received; {servers} stopped");
             Ok(())
         }
         (Ok(None), Ok(())) => {
-            eprintln!("cfnet demo: controller, kube-apiserver and etcd stopped");
+            eprintln!("cfnet demo: {servers} stopped");
             Ok(())
         }
     }
@@ -185,6 +266,7 @@ async fn stop(
 /// Runs until a signal (its name) or until the controller or a server dies (an error).
 async fn keep_running(
     cp: &mut ControlPlane,
+    mut istiod: Option<&mut Istiod>,
     signals: &mut Signals,
     controller: &InProcess,
 ) -> Result<Option<&'static str>, String> {
@@ -195,6 +277,10 @@ async fn keep_running(
             _ = health.tick() => {
                 cp.check_running().map_err(|e| format!(
                     "{e}\n(the control plane stopped under the demo; its logs are in {})", cp.state_dir().display()))?;
+                if let Some(istiod) = istiod.as_deref_mut() {
+                    istiod.check_running().map_err(|e| format!(
+                        "{e}\n(istiod stopped under the demo; its log is in {})", cp.state_dir().display()))?;
+                }
                 if controller.is_finished() {
                     return Err("the controller stopped unexpectedly; its log lines above say why".into());
                 }
@@ -250,12 +336,14 @@ fn read_examples(dir: &Path) -> Result<Vec<Route>, String> {
     Ok(routes)
 }
 
-/// Namespaces, applies, waits for Ready, prints the tables.
+/// Namespaces, applies, waits for Ready, prints the tables; with istiod (`xds`), then waits until the gateway's
+/// Envoy configuration routes every programmed example and prints its routes.
 async fn show(
     client: &Client,
     routes: &[Route],
     namespaces: &BTreeSet<String>,
     args: &Args,
+    xds: Option<&str>,
 ) -> Result<(), String> {
     let client = client.clone();
     for ns in namespaces {
@@ -289,6 +377,17 @@ async fn show(
         virtual_services.extend(listed.items.into_iter().filter(|v| is_ours(&v.metadata)));
     }
     print!("{}", tables(&current, &mut services, &mut virtual_services));
+    if let Some(xds) = xds {
+        let expected = gateway_envoy::expected_gateway_routes(&current);
+        let config = gateway_envoy::wait_for_gateway(xds, &expected, timeout).await?;
+        eprintln!(
+            "cfnet demo: istiod serves the ingress gateway all {} programmed external routes, {:.1} s after \
+             the apply",
+            expected.len(),
+            started.elapsed().as_secs_f64()
+        );
+        print!("{}", gateway_envoy::gateway_routes_table(&config, xds));
+    }
     Ok(())
 }
 

@@ -5,8 +5,10 @@
 //!   prints their versions and where they are;
 //! - `cfnet dev up --state-dir DIR` runs the control plane in the foreground, writes DIR/kubeconfig once the API
 //!   server is ready and the CRDs are Established, and stops everything on SIGINT/SIGTERM. With `--istiod` it
-//!   then starts istiod and writes DIR/istiod (its plaintext xDS address, `127.0.0.1:PORT` and a newline) once
-//!   istiod is ready. Both files are a contract of checks outside the repository and are removed on exit.
+//!   then starts istiod, applies the chart's Istio objects (the Gateway and the ingress gateway Service, without
+//!   which istiod gives the gateway no listener), waits until istiod serves the gateway a listener and writes
+//!   DIR/istiod (its plaintext xDS address, `127.0.0.1:PORT` and a newline). Both files are a contract of
+//!   checks outside the repository and are removed on exit.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,6 +17,9 @@ use std::time::Duration;
 use cfnet_testenv::{ControlPlane, Istiod, IstiodOptions, Options};
 
 use crate::process::{self, LogFormat, Signals};
+
+/// How long istiod gets to serve the CF ingress gateway its listeners once the chart's objects are applied.
+const GATEWAY_READY: Duration = Duration::from_secs(30);
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -31,8 +36,9 @@ pub struct UpArgs {
     /// Directory for etcd data, certificates, logs and the admin kubeconfig (created if missing; kept on exit).
     #[arg(long, value_name = "DIR")]
     state_dir: PathBuf,
-    /// Also run istiod against the API server (with Istio's validating webhook registered) and write its
-    /// plaintext xDS address to DIR/istiod once it is ready.
+    /// Also run istiod against the API server (with Istio's validating webhook registered), apply the chart's
+    /// Istio objects (Gateway, ingress gateway Service, …; helm is installed into the cache when missing) and
+    /// write istiod's plaintext xDS address to DIR/istiod once istiod serves the ingress gateway.
     #[arg(long)]
     istiod: bool,
 }
@@ -176,7 +182,7 @@ async fn start_istiod(
             None
         }
     };
-    let started = match started {
+    let mut started = match started {
         Some(Ok(started)) => started,
         failed => {
             let _ = std::fs::remove_file(cp.kubeconfig_path());
@@ -187,12 +193,34 @@ async fn start_istiod(
             };
         }
     };
+    // What users install with istiod: without the Gateway and the ingress gateway Service, istiod gives the
+    // gateway no listener and `cfnet proxy-config` shows no route.
+    let applied = match cfnet_testenv::chart::apply_chart_istio_objects(cp, &[]).await {
+        Ok(applied) => applied,
+        Err(e) => {
+            let _ = started.stop().await;
+            let _ = std::fs::remove_file(cp.kubeconfig_path());
+            cp.stop();
+            return Err(format!(
+                "applying the chart's Istio objects (Gateway, ingress gateway Service) for istiod: {e}"
+            ));
+        }
+    };
+    // DIR/istiod promises a usable istiod: one that already serves the gateway.
+    let xds = started.xds_addr().to_string();
+    if let Err(e) = crate::gateway_envoy::wait_for_gateway_listeners(&xds, GATEWAY_READY).await {
+        let _ = started.stop().await;
+        let _ = std::fs::remove_file(cp.kubeconfig_path());
+        cp.stop();
+        return Err(e);
+    }
     write_atomically(file, &format!("{}\n", started.xds_addr()))?;
     println!(
         "cfnet dev up: istiod {} ready in {:.1} s\n\
          \n  xDS (plaintext gRPC, ADS): {} (also in {})\n  \
          debug: http://{}/debug/configz   metrics: http://{}/metrics\n  \
-         Istio's validating webhook: https://{}/validate (ValidatingWebhookConfiguration {})\n",
+         Istio's validating webhook: https://{}/validate (ValidatingWebhookConfiguration {})\n  \
+         the chart's Istio objects: {}\n",
         started.version(),
         started.startup_duration().as_secs_f64(),
         started.xds_addr(),
@@ -203,6 +231,7 @@ async fn start_istiod(
             .webhook_addr()
             .map_or_else(|| "-".to_string(), |a| a.to_string()),
         cfnet_testenv::istio_webhook::CONFIG_NAME,
+        applied.join(", "),
     );
     Ok(Some(started))
 }
@@ -240,7 +269,7 @@ fn remove_if_present(path: &Path) -> Result<(), String> {
 }
 
 /// Temp file + rename: a reader never sees a half-written file.
-fn write_atomically(path: &Path, contents: &str) -> Result<(), String> {
+pub(crate) fn write_atomically(path: &Path, contents: &str) -> Result<(), String> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, contents).map_err(|e| format!("writing {}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, path)

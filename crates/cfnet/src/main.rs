@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use cfnet::{controller, crd, diff, malloc, plugin, render};
+use cfnet::{controller, crd, diff, malloc, plugin, proxy_config, render};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[derive(Parser)]
@@ -31,6 +31,9 @@ enum Command {
     Diff(diff::Args),
     /// Print the Route CustomResourceDefinition (YAML).
     Crd(crd::Args),
+    /// The Envoy routes, clusters or listeners istiod serves a proxy (default: the CF ingress gateway), over
+    /// xDS: `--xds HOST:PORT` or `--state-dir DIR` of `cfnet dev up --istiod`.
+    ProxyConfig(proxy_config::Args),
     /// Local control plane (etcd + kube-apiserver on loopback) for trying cfnet and for tests.
     #[cfg(feature = "dev-tools")]
     #[command(subcommand)]
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::Render(args) => render::run(args),
         Command::Crd(args) => crd::run(args),
         Command::Diff(args) => diff::run(args),
+        Command::ProxyConfig(args) => proxy_config::run(args),
         #[cfg(feature = "dev-tools")]
         Command::Dev(cmd) => cfnet::dev::run(cmd),
         #[cfg(feature = "dev-tools")]

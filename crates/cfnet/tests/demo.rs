@@ -325,3 +325,123 @@ fn demo_runs_until_sigint_then_stops_everything() {
         "the kubeconfig naming closed ports is removed"
     );
 }
+
+/// (FQDN, path prefix) of every example Route the ingress gateway must route: external, with destinations, and
+/// not among `cfnet render`'s invalid ones.
+fn gateway_routes_of_examples(invalid: &BTreeMap<String, String>) -> BTreeSet<(String, String)> {
+    fn collect(
+        doc: &Value,
+        invalid: &BTreeMap<String, String>,
+        out: &mut BTreeSet<(String, String)>,
+    ) {
+        match doc["kind"].as_str() {
+            Some("List") => doc["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .for_each(|i| collect(i, invalid, out)),
+            Some("Route") => {
+                let spec = &doc["spec"];
+                let id = format!(
+                    "{}/{}",
+                    doc["metadata"]["namespace"].as_str().unwrap_or("default"),
+                    doc["metadata"]["name"].as_str().unwrap()
+                );
+                let has_destinations = spec["destinations"]
+                    .as_array()
+                    .is_some_and(|d| !d.is_empty());
+                if spec["domain"]["internal"] == true
+                    || !has_destinations
+                    || invalid.contains_key(&id)
+                {
+                    return;
+                }
+                let host = spec["host"].as_str().unwrap_or("");
+                let domain = spec["domain"]["name"].as_str().unwrap();
+                let fqdn = if host.is_empty() {
+                    domain.to_owned()
+                } else {
+                    format!("{host}.{domain}")
+                };
+                let path = spec["path"]
+                    .as_str()
+                    .filter(|p| !p.is_empty())
+                    .unwrap_or("/");
+                out.insert((fqdn.to_lowercase(), path.to_owned()));
+            }
+            _ => {}
+        }
+    }
+    let mut out = BTreeSet::new();
+    for file in example_files() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+            let value: Value = serde::Deserialize::deserialize(doc).unwrap();
+            collect(&value, invalid, &mut out);
+        }
+    }
+    out
+}
+
+#[test]
+fn demo_istiod_prints_the_gateway_envoy_routes_and_stops_everything() {
+    let (_dir, state) = state_dir();
+    let out = Command::new(CFNET)
+        .args(["demo", "--istiod", "--exit-when-ready", "--state-dir"])
+        .arg(&state)
+        .current_dir(repo_root())
+        .env_remove("ISTIO_GATEWAY_NAME")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "cfnet demo --istiod failed: {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+    // The demo's own tables are unchanged by --istiod.
+    check_tables(&stdout);
+
+    // Then the gateway's Envoy routes: a row `http.8080 <vhost> <domains> prefix <path> <clusters> <vs>` for
+    // every programmed external example.
+    let mut lines = stdout.lines();
+    lines
+        .by_ref()
+        .find(|l| l.starts_with("Envoy routes of the ingress gateway ("))
+        .unwrap_or_else(|| panic!("no Envoy routes table in:\n{stdout}"));
+    assert!(
+        lines.next().unwrap().starts_with("ROUTE CONFIG"),
+        "{stdout}"
+    );
+    let rows: Vec<Vec<&str>> = lines
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let expected = gateway_routes_of_examples(&render_examples().problems);
+    assert!(expected.len() >= 5, "{expected:?}");
+    for (fqdn, path) in &expected {
+        assert!(
+            rows.iter().any(|cells| cells[0] == "http.8080"
+                && cells.contains(&fqdn.as_str())
+                && cells
+                    .windows(2)
+                    .any(|w| w[0] == "prefix" && w[1] == path.as_str())
+                && cells.iter().any(|c| c.starts_with("outbound|"))),
+            "the gateway routes {fqdn}{path} to a cluster:\n{stdout}"
+        );
+    }
+    assert!(
+        stderr.contains("controller, istiod, kube-apiserver and etcd stopped"),
+        "{stderr}"
+    );
+    assert_eq!(
+        processes_naming(&state, 0),
+        Vec::<String>::new(),
+        "no istiod/etcd/kube-apiserver survives the demo"
+    );
+    assert!(
+        !state.join("istiod").exists(),
+        "DIR/istiod naming a closed port is removed"
+    );
+}

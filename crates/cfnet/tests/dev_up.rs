@@ -1,6 +1,7 @@
 //! The `cfnet dev up --state-dir DIR [--istiod]` contract (used by acceptance checks outside the repository):
 //! DIR/kubeconfig appears once the API server is ready with the CRDs installed; with `--istiod`, DIR/istiod
-//! (the plaintext xDS address `127.0.0.1:PORT` and a newline) appears once istiod is ready; SIGTERM/SIGINT stop
+//! (the plaintext xDS address `127.0.0.1:PORT` and a newline) appears once istiod is ready and the chart's Gateway
+//! is applied (`cfnet proxy-config --state-dir DIR` then shows the gateway's listeners); SIGTERM/SIGINT stop
 //! everything cleanly and remove both files; a missing binary names `cfnet dev install`.
 //! Fails (never skips) when a binary is missing: install them with `cfnet dev install`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails where its setup does
@@ -42,6 +43,27 @@ fn assert_xds_address(istiod_file: &Path) {
         .unwrap_or_else(|e| panic!("DIR/istiod holds an address: {contents:?}: {e}"));
     assert_eq!(addr.ip().to_string(), "127.0.0.1", "{contents:?}");
     std::net::TcpStream::connect(addr).expect("istiod's xDS port accepts connections");
+}
+
+/// The chart's Gateway and ingress gateway Service are applied: `cfnet proxy-config --state-dir DIR` finds istiod
+/// through DIR/istiod, and istiod gives the CF ingress gateway its HTTP listener on the Service's targetPort.
+fn assert_gateway_has_listeners(state: &Path) {
+    let out = Command::new(CFNET)
+        .args(["proxy-config", "listeners", "-o", "json", "--state-dir"])
+        .arg(state)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "cfnet proxy-config: {stderr}");
+    let listeners: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        listeners
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["address"] == "0.0.0.0:8080"),
+        "the gateway listens on 8080: {listeners}"
+    );
 }
 
 /// The admin kubeconfig works, and the Route CRD is installed.
@@ -86,6 +108,7 @@ fn run_until_ready_then_signal(signal: libc::c_int, istiod: bool) {
     if istiod {
         wait_for_file(&istiod_file, &mut child.0, Duration::from_secs(60));
         assert_xds_address(&istiod_file);
+        assert_gateway_has_listeners(state.path());
     } else {
         assert!(!istiod_file.exists(), "no DIR/istiod without --istiod");
     }
