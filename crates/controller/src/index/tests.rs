@@ -283,7 +283,10 @@ fn a_mixed_case_fqdn_annotation_maps_to_the_lower_case_key() {
     }))
     .unwrap();
     let affected = index.apply_child(Cached::<VirtualService>::new(old));
-    assert_eq!(affected.into_iter().collect::<Vec<_>>(), vec![key("ns", "a")]);
+    assert_eq!(
+        affected.into_iter().collect::<Vec<_>>(),
+        vec![key("ns", "a")]
+    );
 
     let k = key("ns", "a");
     let settings = Settings {
