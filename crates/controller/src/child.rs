@@ -103,7 +103,9 @@ pub struct ChildMeta {
     pub resource_version: Option<String>,
     /// Shared with the index's ids of those Routes where it has them.
     pub(crate) owners: Box<[Arc<str>]>,
-    /// The kind's FQDN annotation, shared with the index's key of that FQDN where it has one.
+    /// The kind's FQDN annotation, lower-cased as Routes' FQDNs are (`RouteSpec::fqdn`), shared with the
+    /// index's key of that FQDN where it has one. Lower-cased so that a child the Go controller wrote for
+    /// `shop.Apps.Example.COM` is found under the FQDN's one key and pruned once its successor is applied.
     pub(crate) fqdn: Option<Arc<str>>,
 }
 
@@ -114,7 +116,7 @@ impl ChildMeta {
             .annotations
             .as_ref()
             .and_then(|a| a.get(fqdn_annotation))
-            .map(|v| Arc::from(v.as_str()));
+            .map(|v| Arc::from(v.to_ascii_lowercase()));
         ChildMeta {
             namespace: meta.namespace.unwrap_or_default().into(),
             name: meta.name.unwrap_or_default().into(),
@@ -140,7 +142,7 @@ impl ChildMeta {
         self.owners.iter().map(|n| &**n)
     }
 
-    /// The FQDN the child's annotation names.
+    /// The FQDN the child's annotation names, lower-cased.
     pub fn fqdn(&self) -> Option<&str> {
         self.fqdn.as_deref()
     }

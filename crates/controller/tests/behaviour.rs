@@ -518,3 +518,65 @@ async fn steady_state_with_1000_routes_makes_no_write_even_at_resync() {
     assert_eq!(c.writes(), settled, "no API write at steady state:\n{text}");
     c.stop().await;
 }
+
+/// The children the Go controller wrote for a Route whose host has upper case: a VirtualService named and
+/// annotated after the FQDN as written, and the destination's Service.
+async fn create_go_controller_children(client: &Client, ns: &str, route: &Route, fqdn: &str) {
+    let owner = json!([{"apiVersion": cfnet_api::ROUTE_API_VERSION, "kind": "Route",
+                        "name": route.name_any(), "uid": route.uid().expect("served route has a uid")}]);
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": {"name": "s-d1", "ownerReferences": owner,
+                     "labels": {cfnet_api::ROUTE_GUID_LABEL: "upper"},
+                     "annotations": {cfnet_api::ROUTE_FQDN_ANNOTATION: fqdn}},
+        "spec": {"selector": {cfnet_api::APP_GUID_LABEL: "app", cfnet_api::PROCESS_TYPE_LABEL: "web"},
+                 "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}
+    }))
+    .unwrap();
+    Api::<Service>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &svc)
+        .await
+        .expect("go controller's service");
+    let vs: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "networking.istio.io/v1alpha3", "kind": "VirtualService",
+        "metadata": {"name": cfnet_translate::virtual_service_name(fqdn), "ownerReferences": owner,
+                     "annotations": {cfnet_api::FQDN_ANNOTATION: fqdn}},
+        "spec": {"hosts": [fqdn], "gateways": [GATEWAY],
+                 "http": [{"route": [{"destination": {"host": format!("s-d1.{ns}.svc.cluster.local")}}]}]}
+    }))
+    .unwrap();
+    vs_api(client, ns)
+        .create(&PostParams::default(), &vs)
+        .await
+        .expect("go controller's virtual service");
+}
+
+/// F4 on upgrade: the Go controller's VirtualService for `Upper.apps.example.com` is replaced by the one
+/// for the lower-case FQDN (a new name, the hash of the lower-case FQDN) and then pruned; the Service keeps
+/// its identity (same uid: updated in place, never recreated).
+#[tokio::test]
+async fn a_go_controller_virtual_service_for_a_mixed_case_fqdn_is_replaced_then_pruned() {
+    let client = client().await;
+    let ns = namespace(&client, "upper").await;
+    let fqdn = "Upper.apps.example.com";
+    apply(&client, &ns, &one("upper", "Upper", "", "d1")).await;
+    let routes: Api<Route> = Api::namespaced(client.clone(), &ns);
+    let served = routes.get("upper").await.expect("route");
+    create_go_controller_children(&client, &ns, &served, fqdn).await;
+    let svcs: Api<Service> = Api::namespaced(client.clone(), &ns);
+    let uid = svcs.get("s-d1").await.expect("service").uid();
+
+    let c = Running::in_namespace(&client, &ns).await;
+    let vss = vs_api(&client, &ns);
+    let lower = cfnet_translate::virtual_service_name(&fqdn.to_ascii_lowercase());
+    eventually_eq(
+        "only the lower-case FQDN's VirtualService",
+        T,
+        BTreeSet::from([lower.clone()]),
+        || names(&vss),
+    )
+    .await;
+    let vs = vss.get(&lower).await.expect("new virtual service");
+    assert_eq!(vs.data["spec"]["hosts"], json!(["upper.apps.example.com"]));
+    assert_eq!(svcs.get("s-d1").await.expect("service").uid(), uid);
+    c.stop().await;
+}

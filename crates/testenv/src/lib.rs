@@ -23,8 +23,8 @@ mod kubeconfig;
 pub mod mesh_config;
 mod process;
 mod secrets;
+mod state;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -40,6 +40,7 @@ pub use error::Error;
 pub use istiod::{Istiod, IstiodOptions};
 
 use process::Server;
+use state::{free_ports, write_private};
 
 /// How to start a control plane. `Options::default()` is what [`ControlPlane::start`] uses.
 #[derive(Clone, Debug)]
@@ -75,29 +76,13 @@ impl Default for Options {
     }
 }
 
-/// The directory holding a control plane's state.
-#[derive(Debug)]
-enum StateDir {
-    Temp(tempfile::TempDir),
-    Kept(PathBuf),
-}
-
-impl StateDir {
-    fn path(&self) -> &Path {
-        match self {
-            StateDir::Temp(t) => t.path(),
-            StateDir::Kept(p) => p,
-        }
-    }
-}
-
 /// A running etcd + kube-apiserver pair. Dropping it stops both (SIGTERM, then SIGKILL) and removes the
 /// temp dir.
 pub struct ControlPlane {
     // Field order is drop order: the API server stops before etcd, the directory goes last.
     apiserver: Server,
     etcd: Server,
-    dir: StateDir,
+    dir: state::StateDir,
     client: Client,
     server_url: String,
     etcd_url: String,
@@ -160,100 +145,30 @@ impl ControlPlane {
 
     async fn start_once(binaries: &Binaries, options: &Options) -> Result<ControlPlane, Error> {
         let started = Instant::now();
-        let dir = match &options.state_dir {
-            Some(path) => {
-                std::fs::create_dir_all(path)
-                    .map_err(Error::io(format!("creating state dir {}", path.display())))?;
-                let path = std::fs::canonicalize(path)
-                    .map_err(Error::io(format!("resolving state dir {}", path.display())))?;
-                StateDir::Kept(path)
-            }
-            None => {
-                remove_stale_temp_dirs();
-                let temp = tempfile::Builder::new()
-                    .prefix(&format!("{TEMP_PREFIX}{}-", std::process::id()))
-                    .tempdir()
-                    .map_err(Error::io("creating a temp dir for the control plane"))?;
-                StateDir::Temp(temp)
-            }
-        };
+        let dir = state::StateDir::prepare(options.state_dir.as_deref())?;
         let root = dir.path().to_path_buf();
         let kubeconfig_path = root.join("kubeconfig");
         // A kubeconfig from an earlier run would point at dead ports: it appears again only once we are ready.
-        match std::fs::remove_file(&kubeconfig_path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(Error::io(format!(
-                    "removing stale {}",
-                    kubeconfig_path.display()
-                ))(e));
-            }
-            _ => {}
-        }
-
-        let signing_key = secrets::service_account_key()?;
-        let sa_key = root.join("service-account.key");
-        write_private(&sa_key, &signing_key.private_pem)?;
-        let sa_pub = root.join("service-account.pub");
-        write_private(&sa_pub, &signing_key.public_pem)?;
-        let admin_token = secrets::random_hex(24)?;
-        let tokens = root.join("tokens.csv");
-        write_private(
-            &tokens,
-            &format!("{admin_token},{ADMIN_USER},{ADMIN_USER},\"system:masters\"\n"),
-        )?;
-        let cert_dir = root.join("apiserver-certs");
-        // The API server regenerates its self-signed serving certificate when the files are missing.
-        let _ = std::fs::remove_dir_all(&cert_dir);
-        let ca_path = cert_dir.join("apiserver.crt");
+        state::remove_if_present(&kubeconfig_path)?;
+        let secrets = state::Secrets::write(&root)?;
+        let ca_path = secrets.cert_dir.join("apiserver.crt");
 
         let [etcd_port, peer_port, api_port] = free_ports()?;
         let etcd_url = format!("http://127.0.0.1:{etcd_port}");
         let peer_url = format!("http://127.0.0.1:{peer_port}");
         let server_url = format!("https://127.0.0.1:{api_port}");
 
-        let mut etcd_args = vec![
-            "--name=default".to_string(),
-            format!("--data-dir={}", root.join("etcd").display()),
-            format!("--listen-client-urls={etcd_url}"),
-            format!("--advertise-client-urls={etcd_url}"),
-            format!("--listen-peer-urls={peer_url}"),
-            format!("--initial-advertise-peer-urls={peer_url}"),
-            format!("--initial-cluster=default={peer_url}"),
-        ];
-        if etcd_supports_no_fsync(&binaries.etcd) {
-            // Tests and the demo do not need durability; fsync dominates write latency.
-            etcd_args.push("--unsafe-no-fsync=true".to_string());
-        }
         // A kept state dir gets a clean shutdown; a temp dir is deleted anyway, so its servers are SIGKILLed
         // (tests tear down in milliseconds instead of seconds).
-        let graceful = matches!(dir, StateDir::Kept(_));
+        let graceful = matches!(dir, state::StateDir::Kept(_));
         let mut etcd = Server::spawn(
             "etcd",
             &binaries.etcd,
-            &etcd_args,
+            &state::etcd_args(&binaries.etcd, &root, &etcd_url, &peer_url),
             &root.join("etcd.log"),
             graceful,
         )?;
-
-        let mut apiserver_args = vec![
-            format!("--etcd-servers={etcd_url}"),
-            format!("--secure-port={api_port}"),
-            "--bind-address=127.0.0.1".to_string(),
-            "--advertise-address=127.0.0.1".to_string(),
-            // The `kubernetes` Service's endpoints may not be loopback; nothing here needs them.
-            "--endpoint-reconciler-type=none".to_string(),
-            format!("--cert-dir={}", cert_dir.display()),
-            format!("--token-auth-file={}", tokens.display()),
-            "--authorization-mode=RBAC".to_string(),
-            format!("--service-account-issuer={server_url}"),
-            format!("--service-account-key-file={}", sa_pub.display()),
-            format!("--service-account-signing-key-file={}", sa_key.display()),
-            "--service-cluster-ip-range=10.0.0.0/16".to_string(),
-            // Admission plugins that wait for objects a controller-manager would create.
-            "--disable-admission-plugins=ServiceAccount".to_string(),
-            "--allow-privileged=true".to_string(),
-            "--profiling=false".to_string(),
-        ];
+        let mut apiserver_args = state::apiserver_args(&etcd_url, api_port, &server_url, &secrets);
         apiserver_args.extend(options.extra_apiserver_args.iter().cloned());
         let mut apiserver = Server::spawn(
             "kube-apiserver",
@@ -264,7 +179,7 @@ impl ControlPlane {
         )?;
 
         let admin_yaml =
-            kubeconfig::kubeconfig_yaml(&server_url, &ca_path, ADMIN_USER, &admin_token)?;
+            kubeconfig::kubeconfig_yaml(&server_url, &ca_path, ADMIN_USER, &secrets.admin_token)?;
         let deadline = started + options.ready_timeout;
         let (client, crd_apply) = wait_until_ready(
             &mut etcd,
@@ -353,7 +268,7 @@ impl ControlPlane {
 
     /// Whether the state dir is kept (`Options::state_dir`): servers then get SIGTERM before SIGKILL.
     pub(crate) fn keeps_state(&self) -> bool {
-        matches!(self.dir, StateDir::Kept(_))
+        matches!(self.dir, state::StateDir::Kept(_))
     }
 
     /// Process ids of (etcd, kube-apiserver).
@@ -536,20 +451,6 @@ async fn wait_until_ready(
     }
 }
 
-/// Whether this etcd knows `--unsafe-no-fsync` (3.5+; Debian's 3.4 fallback may not). Asked once per process.
-fn etcd_supports_no_fsync(etcd: &Path) -> bool {
-    static SUPPORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *SUPPORTED.get_or_init(|| {
-        std::process::Command::new(etcd)
-            .arg("--help")
-            .output()
-            .is_ok_and(|out| {
-                String::from_utf8_lossy(&out.stdout).contains("unsafe-no-fsync")
-                    || String::from_utf8_lossy(&out.stderr).contains("unsafe-no-fsync")
-            })
-    })
-}
-
 /// Runs the installer once per process (the script itself locks the cache against other processes).
 async fn install_missing_binaries() -> Result<Binaries, Error> {
     static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -575,36 +476,6 @@ async fn install_missing_binaries() -> Result<Binaries, Error> {
     })?
 }
 
-/// Distinct free loopback ports: all listeners are held until every port is picked, so none repeats.
-fn free_ports<const N: usize>() -> Result<[u16; N], Error> {
-    let mut listeners = Vec::with_capacity(N);
-    let mut ports = [0u16; N];
-    for port in &mut ports {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .map_err(Error::io("finding a free port on 127.0.0.1"))?;
-        *port = listener
-            .local_addr()
-            .map_err(Error::io("finding a free port on 127.0.0.1"))?
-            .port();
-        listeners.push(listener);
-    }
-    Ok(ports)
-}
-
-fn write_private(path: &Path, contents: &str) -> Result<(), Error> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(Error::io(format!("creating {}", path.display())))?;
-    file.write_all(contents.as_bytes())
-        .map_err(Error::io(format!("writing {}", path.display())))
-}
-
 /// `<prefix>-<n>-<suffix>`, a valid DNS label (≤ 63 chars, lowercase alphanumerics and `-`).
 fn namespace_name(prefix: &str, n: u64, suffix: &str) -> String {
     let mut clean: String = prefix
@@ -622,33 +493,6 @@ fn namespace_name(prefix: &str, n: u64, suffix: &str) -> String {
     let clean = clean.trim_matches('-');
     let clean = if clean.is_empty() { "test" } else { clean };
     format!("{clean}{tail}")
-}
-
-/// Removes temp dirs left by test processes that were killed (their servers died with them via PDEATHSIG,
-/// but nothing removed the directory).
-fn remove_stale_temp_dirs() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(TEMP_PREFIX)) else {
-            continue;
-        };
-        let Some(pid) = rest
-            .split('-')
-            .next()
-            .and_then(|p| p.parse::<libc::pid_t>().ok())
-        else {
-            continue;
-        };
-        // SAFETY: signal 0 only checks for existence.
-        let alive = unsafe { libc::kill(pid, 0) } == 0
-            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-        if !alive {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
 }
 
 #[cfg(test)]

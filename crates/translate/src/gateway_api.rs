@@ -24,6 +24,7 @@ use cfnet_api::{FQDN_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, Route};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use sha2::{Digest, Sha256};
 
+use crate::labels::{is_dns1123_label, is_dns1123_subdomain};
 use crate::objects::{cf_headers, destination_weights, owner_reference};
 use crate::{FqdnKey, http_route_name, service_name};
 
@@ -458,6 +459,11 @@ fn validate_backend_ref(b: &HTTPBackendRef, errs: &mut Vec<String>) {
             b.name
         ));
     }
+    validate_backend_filters(b, errs);
+}
+
+/// The CRD's rules for a backendRef's filters and its RequestHeaderModifier.
+fn validate_backend_filters(b: &HTTPBackendRef, errs: &mut Vec<String>) {
     if b.filters.len() > 16 {
         errs.push(format!(
             "backendRef {}: {} filters, at most 16",
@@ -485,44 +491,48 @@ fn validate_backend_ref(b: &HTTPBackendRef, errs: &mut Vec<String>) {
                 b.name, f.type_
             ));
         }
-        let Some(m) = &f.request_header_modifier else {
-            continue;
-        };
-        if m.set.len() > 16 || m.remove.len() > 16 {
+        if let Some(m) = &f.request_header_modifier {
+            validate_header_modifier(&b.name, m, errs);
+        }
+    }
+}
+
+/// A RequestHeaderModifier's lists: sizes, duplicates, header names and values.
+fn validate_header_modifier(backend: &str, m: &HTTPHeaderFilter, errs: &mut Vec<String>) {
+    if m.set.len() > 16 || m.remove.len() > 16 {
+        errs.push(format!(
+            "backendRef {}: at most 16 headers to set and to remove",
+            backend
+        ));
+    }
+    let mut names = std::collections::HashSet::new();
+    for h in &m.set {
+        if !names.insert(h.name.as_str()) {
             errs.push(format!(
-                "backendRef {}: at most 16 headers to set and to remove",
-                b.name
+                "backendRef {}: header {} set twice",
+                backend, h.name
             ));
         }
-        let mut names = std::collections::HashSet::new();
-        for h in &m.set {
-            if !names.insert(h.name.as_str()) {
-                errs.push(format!(
-                    "backendRef {}: header {} set twice",
-                    b.name, h.name
-                ));
-            }
-            if !is_header_name(&h.name) {
-                errs.push(format!(
-                    "backendRef {}: invalid header name {:?}",
-                    b.name, h.name
-                ));
-            }
-            if h.value.is_empty() || h.value.len() > 4096 {
-                errs.push(format!(
-                    "backendRef {}: value of header {} must be 1-4096 characters, got {:?}",
-                    b.name, h.name, h.value
-                ));
-            }
+        if !is_header_name(&h.name) {
+            errs.push(format!(
+                "backendRef {}: invalid header name {:?}",
+                backend, h.name
+            ));
         }
-        let mut removed = std::collections::HashSet::new();
-        for name in &m.remove {
-            if !removed.insert(name.as_str()) {
-                errs.push(format!(
-                    "backendRef {}: header {name} removed twice",
-                    b.name
-                ));
-            }
+        if h.value.is_empty() || h.value.len() > 4096 {
+            errs.push(format!(
+                "backendRef {}: value of header {} must be 1-4096 characters, got {:?}",
+                backend, h.name, h.value
+            ));
+        }
+    }
+    let mut removed = std::collections::HashSet::new();
+    for name in &m.remove {
+        if !removed.insert(name.as_str()) {
+            errs.push(format!(
+                "backendRef {}: header {name} removed twice",
+                backend
+            ));
         }
     }
 }
@@ -534,30 +544,6 @@ fn is_header_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-/// `^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`, at most 63 characters.
-fn is_dns1123_label(s: &str) -> bool {
-    let b = s.as_bytes();
-    let alnum = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-    !b.is_empty()
-        && b.len() <= 63
-        && alnum(&b[0])
-        && alnum(&b[b.len() - 1])
-        && b.iter().all(|c| alnum(c) || *c == b'-')
-}
-
-/// `^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$` (label length is not in the
-/// pattern; the FQDN checks keep labels at 63 anyway).
-fn is_dns1123_subdomain(s: &str) -> bool {
-    s.split('.').all(|label| {
-        let b = label.as_bytes();
-        let alnum = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-        !b.is_empty()
-            && alnum(&b[0])
-            && alnum(&b[b.len() - 1])
-            && b.iter().all(|c| alnum(c) || *c == b'-')
-    })
 }
 
 #[cfg(test)]

@@ -177,92 +177,78 @@ enum ParserState {
 /// `validateHeaderValue` (header_value_validator.go), byte for byte: Istio's port of Envoy's
 /// `HeaderParser` (`source/common/router/header_parser.cc`).
 fn validate_header_value(value: &str) -> Result<(), &'static str> {
-    use ParserState as S;
     let bytes = value.as_bytes();
-    let mut state = S::Literal;
+    let mut state = ParserState::Literal;
     let mut pos = 0;
-    while pos < bytes.len() {
-        let ch = bytes[pos];
-        let has_next = pos + 1 < bytes.len();
-        match state {
-            S::Literal => {
-                if ch == b'%' {
-                    if !has_next {
-                        return Err("invalid header configuration. Un-escaped %");
-                    }
-                    if bytes[pos + 1] == b'%' {
-                        // `%%`: an escaped `%`.
-                        pos += 1;
-                    } else {
-                        state = S::VariableName;
-                    }
-                }
-            }
-            S::VariableName => {
-                if ch == b'%' {
-                    state = S::Literal;
-                } else if ch == b'(' {
-                    state = S::ExpectArray;
-                }
-            }
-            S::ExpectArray => {
-                if ch == b'[' {
-                    state = S::ExpectString;
-                } else if ch != b' ' {
-                    state = S::String;
-                }
-            }
-            S::ExpectArrayDelimiterOrEnd => {
-                if ch == b',' {
-                    state = S::ExpectString;
-                } else if ch == b']' {
-                    state = S::ExpectArgsEnd;
-                } else if ch != b' ' {
-                    return Err("invalid header configuration. Expecting ',', ']', or whitespace");
-                }
-            }
-            S::ExpectString => {
-                if ch == b'"' {
-                    state = S::String;
-                } else if ch != b' ' {
-                    return Err("invalid header configuration. Expecting '\"'");
-                }
-            }
-            S::String => {
-                if ch == b'\\' {
-                    if !has_next {
-                        return Err(
-                            "invalid header configuration. Un-terminated backslash in JSON string",
-                        );
-                    }
-                    pos += 1;
-                } else if ch == b')' {
-                    state = S::ExpectVariableEnd;
-                } else if ch == b'"' {
-                    state = S::ExpectArrayDelimiterOrEnd;
-                }
-            }
-            S::ExpectArgsEnd => {
-                if ch == b')' {
-                    state = S::ExpectVariableEnd;
-                } else if ch != b' ' {
-                    return Err("invalid header configuration. Expecting ')' or whitespace");
-                }
-            }
-            S::ExpectVariableEnd => {
-                if ch == b'%' {
-                    state = S::Literal;
-                } else if ch != b' ' {
-                    return Err("invalid header configuration. Expecting '%' or whitespace after");
-                }
-            }
-        }
-        pos += 1;
+    while let Some(&ch) = bytes.get(pos) {
+        let (next, skip) = header_parser_step(state, ch, bytes.get(pos + 1).copied())?;
+        state = next;
+        pos += 1 + skip;
     }
-    if state != S::Literal {
+    if state != ParserState::Literal {
         return Err("invalid header configuration. Un-terminated variable expression");
     }
     Ok(())
+}
+
+/// One byte of `validateHeaderValue`'s loop: the next state, and how many following bytes it consumes
+/// (an escaped `%%` or a backslash escape).
+fn header_parser_step(
+    state: ParserState,
+    ch: u8,
+    next: Option<u8>,
+) -> Result<(ParserState, usize), &'static str> {
+    use ParserState as S;
+    let to = |s: S| Ok((s, 0));
+    match state {
+        S::Literal => match (ch, next) {
+            (b'%', None) => Err("invalid header configuration. Un-escaped %"),
+            // `%%`: an escaped `%`.
+            (b'%', Some(b'%')) => Ok((S::Literal, 1)),
+            (b'%', Some(_)) => to(S::VariableName),
+            _ => to(S::Literal),
+        },
+        S::VariableName => match ch {
+            b'%' => to(S::Literal),
+            b'(' => to(S::ExpectArray),
+            _ => to(S::VariableName),
+        },
+        S::ExpectArray => match ch {
+            b'[' => to(S::ExpectString),
+            b' ' => to(S::ExpectArray),
+            _ => to(S::String),
+        },
+        S::ExpectArrayDelimiterOrEnd => match ch {
+            b',' => to(S::ExpectString),
+            b']' => to(S::ExpectArgsEnd),
+            b' ' => to(state),
+            _ => Err("invalid header configuration. Expecting ',', ']', or whitespace"),
+        },
+        S::ExpectString => match ch {
+            b'"' => to(S::String),
+            b' ' => to(state),
+            _ => Err("invalid header configuration. Expecting '\"'"),
+        },
+        S::String => match (ch, next) {
+            (b'\\', None) => {
+                Err("invalid header configuration. Un-terminated backslash in JSON string")
+            }
+            (b'\\', Some(_)) => Ok((S::String, 1)),
+            (b')', _) => to(S::ExpectVariableEnd),
+            (b'"', _) => to(S::ExpectArrayDelimiterOrEnd),
+            _ => to(S::String),
+        },
+        S::ExpectArgsEnd => match ch {
+            b')' => to(S::ExpectVariableEnd),
+            b' ' => to(state),
+            _ => Err("invalid header configuration. Expecting ')' or whitespace"),
+        },
+        S::ExpectVariableEnd => match ch {
+            b'%' => to(S::Literal),
+            b' ' => to(state),
+            _ => Err("invalid header configuration. Expecting '%' or whitespace after"),
+        },
+    }
 }
 
 /// The host checks of `ValidateVirtualService` (validation.go) for one host of a VirtualService bound to

@@ -171,65 +171,17 @@ fn translate_group(
     if routes.is_empty() {
         return out;
     }
-
-    // Oldest first: decides the FQDN's kind and which of two routes with one url wins.
-    let mut by_age: Vec<(ClaimOrder, &Route)> =
-        routes.iter().map(|r| (claim_order(r), *r)).collect();
-    by_age.sort_by(|a, b| a.0.cmp(&b.0));
-
-    let self_checks: HashMap<&str, Result<(), String>> = by_age
-        .iter()
-        .map(|(o, r)| (&*o.name, validate_route(r)))
-        .collect();
-    let kind_decider = by_age
-        .iter()
-        .find(|(o, _)| self_checks.get(&*o.name).is_some_and(Result::is_ok))
-        .map(|(o, r)| (o.name.clone(), r.spec.domain.internal));
-
-    let mut problems: BTreeMap<String, (Reason, String)> = BTreeMap::new();
-    let mut served_matches: HashMap<&str, &Route> = HashMap::new();
-    for (order, route) in &by_age {
-        let name = &*order.name;
-        let problem = check_in_context(
-            key,
-            route,
-            self_checks.get(name),
-            kind_decider.as_ref(),
-            claims,
-            &mut served_matches,
-        );
-        if let Some(p) = problem {
-            problems.insert(name.to_owned(), p);
-        }
-    }
-
-    // Upstream order: spec.url descending, bytewise, with the FQDN part read in lower case (hosts that
-    // differ only in case are one FQDN); ties by name.
-    let mut sorted: Vec<&Route> = routes.to_vec();
-    sorted.sort_by(|a, b| {
-        url_order(&b.spec.url, &key.fqdn)
-            .cmp(url_order(&a.spec.url, &key.fqdn))
-            .then_with(|| route_name(a).cmp(route_name(b)))
-    });
+    let mut problems = problems_in_context(key, routes, claims);
+    let sorted = upstream_order(key, routes);
     let valid: Vec<&Route> = sorted
         .iter()
         .copied()
         .filter(|r| !problems.contains_key(route_name(r)))
         .collect();
-
     let internal = valid.first().is_some_and(|r| r.spec.domain.internal);
     let valid = match settings.routing_api {
         RoutingApi::Istio => valid,
-        RoutingApi::GatewayApi => valid
-            .into_iter()
-            .filter(|route| match gateway_api::unsupported(route) {
-                Some(message) => {
-                    problems.insert(route_name(route).to_owned(), (Reason::Unsupported, message));
-                    false
-                }
-                None => true,
-            })
-            .collect(),
+        RoutingApi::GatewayApi => without_unsupported(valid, &mut problems),
     };
     if !valid.is_empty() {
         match settings.routing_api {
@@ -267,6 +219,74 @@ fn translate_group(
     out
 }
 
+/// Each route's problem, by route name: its own (validation), then those it has among its FQDN's routes,
+/// checked oldest first, since the oldest decides the FQDN's kind and which of two routes with one url wins.
+fn problems_in_context(
+    key: &FqdnKey,
+    routes: &[&Route],
+    claims: &dyn Claims,
+) -> BTreeMap<String, (Reason, String)> {
+    let mut by_age: Vec<(ClaimOrder, &Route)> =
+        routes.iter().map(|r| (claim_order(r), *r)).collect();
+    by_age.sort_by(|a, b| a.0.cmp(&b.0));
+
+    let self_checks: HashMap<&str, Result<(), String>> = by_age
+        .iter()
+        .map(|(o, r)| (&*o.name, validate_route(r)))
+        .collect();
+    let kind_decider = by_age
+        .iter()
+        .find(|(o, _)| self_checks.get(&*o.name).is_some_and(Result::is_ok))
+        .map(|(o, r)| (o.name.clone(), r.spec.domain.internal));
+
+    let mut problems = BTreeMap::new();
+    let mut served_matches: HashMap<&str, &Route> = HashMap::new();
+    for (order, route) in &by_age {
+        let name = &*order.name;
+        let problem = check_in_context(
+            key,
+            route,
+            self_checks.get(name),
+            kind_decider.as_ref(),
+            claims,
+            &mut served_matches,
+        );
+        if let Some(p) = problem {
+            problems.insert(name.to_owned(), p);
+        }
+    }
+    problems
+}
+
+/// Upstream order: spec.url descending, bytewise, with the FQDN part read in lower case (hosts that
+/// differ only in case are one FQDN); ties by name.
+fn upstream_order<'a>(key: &FqdnKey, routes: &[&'a Route]) -> Vec<&'a Route> {
+    let mut sorted: Vec<&Route> = routes.to_vec();
+    sorted.sort_by(|a, b| {
+        url_order(&b.spec.url, &key.fqdn)
+            .cmp(url_order(&a.spec.url, &key.fqdn))
+            .then_with(|| route_name(a).cmp(route_name(b)))
+    });
+    sorted
+}
+
+/// Gateway-api mode: the routes Gateway API cannot express become [`Reason::Unsupported`] problems.
+fn without_unsupported<'a>(
+    valid: Vec<&'a Route>,
+    problems: &mut BTreeMap<String, (Reason, String)>,
+) -> Vec<&'a Route> {
+    valid
+        .into_iter()
+        .filter(|route| match gateway_api::unsupported(route) {
+            Some(message) => {
+                problems.insert(route_name(route).to_owned(), (Reason::Unsupported, message));
+                false
+            }
+            None => true,
+        })
+        .collect()
+}
+
 /// The bytes of `url` in upstream's order, with its FQDN part (when it is `fqdn` in any case) in lower
 /// case: for every valid route that is `fqdn + path`, i.e. upstream's url for lower-case FQDNs.
 fn url_order<'a>(url: &'a str, fqdn: &str) -> impl Iterator<Item = u8> + 'a {
@@ -299,90 +319,116 @@ fn check_in_context<'a>(
     if let Some(Err(message)) = self_check {
         return Some((Reason::Invalid, message.clone()));
     }
-    let name = route_name(route);
+    kind_mismatch(key, route, kind_decider)
+        .or_else(|| namespace_conflict(key, claims))
+        .or_else(|| destination_conflict(key, route, claims))
+        .or_else(|| match_conflict(key, route, served_matches))
+}
+
+/// All routes of one FQDN agree on `domain.internal` with its oldest valid route.
+fn kind_mismatch(
+    key: &FqdnKey,
+    route: &Route,
+    kind_decider: Option<&(Arc<str>, bool)>,
+) -> Option<(Reason, String)> {
     let internal = route.spec.domain.internal;
-    if let Some((decider, kind)) = kind_decider
-        && *kind != internal
-    {
-        let word = |internal: bool| if internal { "internal" } else { "external" };
-        return Some((
-            Reason::Invalid,
-            format!(
-                "domain {} is {} here, but the oldest route of FQDN {}, {}/{}, makes it {}; \
-                 all routes of one FQDN must agree on domain.internal",
-                route.spec.domain.name,
-                word(internal),
-                key.fqdn,
-                key.namespace,
-                decider,
-                word(*kind)
-            ),
-        ));
-    }
-    // One namespace per FQDN, internal ones included: two mesh VirtualServices with one host are
-    // undefined behaviour in Istio (IST0109), like two gateway ones.
-    if let Some(holder) = claims.external_fqdn_holder(&key.fqdn)
-        && holder != &*key.namespace
-    {
-        return Some((
+    let (decider, kind) = kind_decider.filter(|(_, kind)| *kind != internal)?;
+    let word = |internal: bool| if internal { "internal" } else { "external" };
+    Some((
+        Reason::Invalid,
+        format!(
+            "domain {} is {} here, but the oldest route of FQDN {}, {}/{}, makes it {}; \
+             all routes of one FQDN must agree on domain.internal",
+            route.spec.domain.name,
+            word(internal),
+            key.fqdn,
+            key.namespace,
+            decider,
+            word(*kind)
+        ),
+    ))
+}
+
+/// One namespace per FQDN, internal ones included: two mesh VirtualServices with one host are
+/// undefined behaviour in Istio (IST0109), like two gateway ones.
+fn namespace_conflict(key: &FqdnKey, claims: &dyn Claims) -> Option<(Reason, String)> {
+    let holder = claims
+        .external_fqdn_holder(&key.fqdn)
+        .filter(|holder| *holder != &*key.namespace)?;
+    Some((
+        Reason::Conflict,
+        format!(
+            "FQDN {} is already served by routes in namespace {holder} (created earlier); \
+             delete those routes or use another host",
+            key.fqdn
+        ),
+    ))
+}
+
+/// One Service `s-<guid>` belongs to one route.
+fn destination_conflict(
+    key: &FqdnKey,
+    route: &Route,
+    claims: &dyn Claims,
+) -> Option<(Reason, String)> {
+    let name = route_name(route);
+    route.spec.destinations.iter().find_map(|d| {
+        let holder = claims
+            .destination_holder(&key.namespace, &d.guid)
+            .filter(|holder| *holder != name)?;
+        Some((
             Reason::Conflict,
             format!(
-                "FQDN {} is already served by routes in namespace {holder} (created earlier); \
-                 delete those routes or use another host",
-                key.fqdn
+                "destination {} is already used by route {}/{holder} (one Service {} cannot \
+                 belong to two routes); give this destination a new guid",
+                d.guid,
+                key.namespace,
+                service_name(&d.guid)
             ),
-        ));
+        ))
+    })
+}
+
+/// Two entries with one match: the second could never be reached (Envoy: `/` and no path; Gateway API
+/// and gorouter: also a trailing `/`). A destination-less route has no entry of its own when a sibling
+/// has destinations, so it takes no match.
+fn match_conflict<'a>(
+    key: &FqdnKey,
+    route: &'a Route,
+    served_matches: &mut HashMap<&'a str, &'a Route>,
+) -> Option<(Reason, String)> {
+    if route.spec.destinations.is_empty() {
+        return None;
     }
-    for d in &route.spec.destinations {
-        if let Some(holder) = claims.destination_holder(&key.namespace, &d.guid)
-            && holder != name
-        {
-            return Some((
-                Reason::Conflict,
-                format!(
-                    "destination {} is already used by route {}/{holder} (one Service {} cannot \
-                     belong to two routes); give this destination a new guid",
-                    d.guid,
-                    key.namespace,
-                    service_name(&d.guid)
-                ),
-            ));
-        }
-    }
-    // Two entries with one match: the second could never be reached (Envoy: `/` and no path; Gateway API
-    // and gorouter: also a trailing `/`). A destination-less route has no entry of its own when a sibling
-    // has destinations, so it takes no match.
-    if !route.spec.destinations.is_empty() {
-        let path = route.spec.path();
-        let match_key = gateway_api::match_key(path);
-        if let Some(holder) = served_matches.get(match_key) {
-            let (url, holder_url) = (&route.spec.url, &holder.spec.url);
-            let holder_path = holder.spec.path();
-            let same = if holder_path != path && match_key == "/" {
-                format!(", url {holder_url}: path \"/\" and no path are the same Envoy route")
-            } else if holder_path != path {
-                format!(
-                    ", url {holder_url}: paths that differ only in a trailing \"/\" are one route for \
-                     Cloud Foundry's gorouter and for Gateway API"
-                )
-            } else if holder_url != url {
-                format!(", url {holder_url}: host names are case-insensitive")
-            } else {
-                String::new()
-            };
-            return Some((
-                Reason::Conflict,
-                format!(
-                    "url {url} is already served by route {}/{} (created earlier{same}); delete one \
-                     of them",
-                    key.namespace,
-                    route_name(holder),
-                ),
-            ));
-        }
+    let path = route.spec.path();
+    let match_key = gateway_api::match_key(path);
+    let Some(holder) = served_matches.get(match_key) else {
         served_matches.insert(match_key, route);
-    }
-    None
+        return None;
+    };
+    let (url, holder_url) = (&route.spec.url, &holder.spec.url);
+    let holder_path = holder.spec.path();
+    let same = if holder_path != path && match_key == "/" {
+        format!(", url {holder_url}: path \"/\" and no path are the same Envoy route")
+    } else if holder_path != path {
+        format!(
+            ", url {holder_url}: paths that differ only in a trailing \"/\" are one route for \
+             Cloud Foundry's gorouter and for Gateway API"
+        )
+    } else if holder_url != url {
+        format!(", url {holder_url}: host names are case-insensitive")
+    } else {
+        String::new()
+    };
+    Some((
+        Reason::Conflict,
+        format!(
+            "url {url} is already served by route {}/{} (created earlier{same}); delete one \
+             of them",
+            key.namespace,
+            route_name(holder),
+        ),
+    ))
 }
 
 /// Translates a whole set of Routes (any namespaces, any order). When two routes share a namespace

@@ -265,3 +265,41 @@ fn tombstones_are_bounded() {
         Some(&newest.to_string())
     ));
 }
+
+/// F4 on upgrade: the Go controller keyed and annotated a VirtualService with the FQDN as written
+/// (`a.Apps.Example.COM`); cfnet keys FQDNs lower-case. The old VirtualService must land under the one
+/// lower-case key, so that the reconcile that applies its successor (the hash of the lower-case FQDN) prunes it.
+#[test]
+fn a_mixed_case_fqdn_annotation_maps_to_the_lower_case_key() {
+    let mut index = Index::default();
+    index.apply_route(route("ns", "r", "A", "2024-01-01T00:00:00Z", &["d"]));
+    let old_name = virtual_service_name("A.Apps.Example.COM");
+    let old: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "networking.istio.io/v1alpha3", "kind": "VirtualService",
+        "metadata": {"namespace": "ns", "name": old_name, "resourceVersion": "3",
+                     "annotations": {"cloudfoundry.org/fqdn": "A.Apps.Example.COM"},
+                     "ownerReferences": [{"apiVersion": "networking.cloudfoundry.org/v1alpha1",
+                                          "kind": "Route", "name": "r", "uid": "r-uid"}]}
+    }))
+    .unwrap();
+    let affected = index.apply_child(Cached::<VirtualService>::new(old));
+    assert_eq!(
+        affected.into_iter().collect::<Vec<_>>(),
+        vec![key("ns", "a")]
+    );
+
+    let k = key("ns", "a");
+    let settings = Settings {
+        gateway: "g".into(),
+        ..Default::default()
+    };
+    let translation = crate::plan::translate(&k, &index.routes(&k), &index, &settings);
+    let snap = index.snapshot(&k, &translation);
+    let cached: Vec<&str> = snap.virtual_services.keys().map(|n| &**n).collect();
+    assert_eq!(cached, vec![old_name.as_str()]);
+    assert_ne!(
+        old_name,
+        virtual_service_name(&k.fqdn),
+        "the successor has another name, so the old one is pruned, not updated"
+    );
+}
