@@ -9,13 +9,14 @@
 //! `istio-system/istio-ingressgateway` give `gateway:istio-system:istio=ingressgateway`, the default proxy.
 
 use std::collections::{BTreeMap, BTreeSet};
-use crate::kube_args::KubeArgs;
 
 use cfnet_xds::Proxy;
 use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::{ApiResource, GroupVersionKind};
+
+use crate::kube_args::KubeArgs;
 
 /// Why a Gateway's workload cannot be found.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -93,10 +94,7 @@ pub fn workload(
 
 /// Reads Gateway `NS/NAME` and every Service from the API server of `kubeconfig` (default: $KUBECONFIG, then
 /// ~/.kube/config) and returns the gateway's workload.
-pub async fn resolve(
-    gateway: &str,
-    kube: &KubeArgs,
-) -> Result<Proxy, GatewayWorkloadError> {
+pub async fn resolve(gateway: &str, kube: &KubeArgs) -> Result<Proxy, GatewayWorkloadError> {
     let Some((namespace, name)) = gateway
         .split_once('/')
         .filter(|(ns, n)| !ns.is_empty() && !n.is_empty() && !n.contains('/'))

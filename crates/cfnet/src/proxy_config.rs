@@ -107,11 +107,9 @@ pub fn run(args: Args) -> ExitCode {
     process::run_async("proxy-config", async move {
         let proxy = match proxy {
             ProxyArg::Workload(proxy) => proxy,
-            ProxyArg::Gateway(name) => {
-                gateway_workload::resolve(&name, &args.kube)
-                    .await
-                    .map_err(|e| e.to_string())?
-            }
+            ProxyArg::Gateway(name) => gateway_workload::resolve(&name, &args.kube)
+                .await
+                .map_err(|e| e.to_string())?,
         };
         let timeout = Duration::from_secs(args.timeout);
         let config = cfnet_xds::fetch(&addr, &proxy, timeout)

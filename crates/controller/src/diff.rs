@@ -406,7 +406,7 @@ async fn child_changes<C: Child>(
             name: child.meta.name.to_string(),
             fields: Vec::new(),
             message: Some(format!(
-                "owned by Route {} for FQDN {}; no live Route of that FQDN needs it",
+                "owned by Route {} for FQDN {}; not among the objects its live Routes need",
                 child
                     .meta
                     .owner_route_names()
