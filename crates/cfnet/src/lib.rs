@@ -9,12 +9,15 @@
 
 pub mod controller;
 pub mod crd;
+pub mod explain;
+pub mod kube_args;
 pub mod malloc;
 mod manifest;
 mod process;
 pub mod render;
 #[cfg(feature = "dev-tools")]
 mod tables;
+pub mod xds_args;
 
 #[cfg(feature = "dev-tools")]
 pub mod bench;

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use cfnet::{controller, crd, malloc, render};
+use cfnet::{controller, crd, explain, malloc, render};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -28,6 +28,9 @@ enum Command {
     Render(render::Args),
     /// Print the Route CustomResourceDefinition (YAML).
     Crd(crd::Args),
+    /// Explain one request: the Routes, VirtualService entry, Services, endpoints and Envoy route it meets,
+    /// and what stops it (docs/debugging.md).
+    Explain(explain::Args),
     /// Local control plane (etcd + kube-apiserver on loopback) for trying cfnet and for tests.
     #[cfg(feature = "dev-tools")]
     #[command(subcommand)]
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
         Command::Controller(args) => controller::run(args),
         Command::Render(args) => render::run(args),
         Command::Crd(args) => crd::run(args),
+        Command::Explain(args) => explain::run(args),
         #[cfg(feature = "dev-tools")]
         Command::Dev(cmd) => cfnet::dev::run(cmd),
         #[cfg(feature = "dev-tools")]
