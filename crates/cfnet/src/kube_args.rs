@@ -125,7 +125,10 @@ mod tests {
             kubeconfig: Some("/nonexistent/kubeconfig".into()),
             ..KubeArgs::default()
         };
-        let err = args.client().await.unwrap_err().to_string();
+        let Err(err) = args.client().await else {
+            panic!("a missing kubeconfig must fail");
+        };
+        let err = err.to_string();
         assert!(err.starts_with("cannot read kubeconfig /nonexistent/kubeconfig"), "{err}");
         assert!(!err.contains('\n'), "{err}");
     }

@@ -175,12 +175,13 @@ pub fn explain(facts: &Facts) -> Report {
     };
     let envoy = explain_envoy(&facts.envoy, request, &facts.fqdn, expected.as_ref());
 
+    let virtual_service = vs_name.as_deref().map(|n| format!("{vs_namespace}/{n}"));
     let mut problems = Vec::new();
     let context = Context {
         fqdn: &facts.fqdn,
         request,
         rows: &rows,
-        virtual_service: vs_name.as_deref().map(|n| format!("{vs_namespace}/{n}")),
+        virtual_service: virtual_service.as_deref(),
         entries: &entries,
         matched: matched.as_ref(),
         matched_entry,
@@ -194,6 +195,7 @@ pub fn explain(facts: &Facts) -> Report {
     }
     problems.extend(shadowed(&context));
     problems.extend(envoy.problems);
+    drop(context);
 
     Report {
         url: request.url.clone(),
@@ -202,7 +204,7 @@ pub fn explain(facts: &Facts) -> Report {
         path: request.path.clone(),
         internal: is_internal(&facts.routes, vs),
         routes: rows,
-        virtual_service: context.virtual_service,
+        virtual_service,
         entries,
         matched,
         cf_route,
@@ -332,7 +334,7 @@ struct Context<'a> {
     fqdn: &'a str,
     request: &'a Request,
     rows: &'a [RouteRow],
-    virtual_service: Option<String>,
+    virtual_service: Option<&'a str>,
     entries: &'a [EntryRow],
     matched: Option<&'a RouteRef>,
     matched_entry: Option<&'a EntryRow>,
@@ -467,7 +469,7 @@ fn no_endpoints(destinations: &[DestinationRow], namespace: &str) -> Vec<Problem
 }
 
 fn shadowed(c: &Context) -> Vec<Problem> {
-    let vs = c.virtual_service.as_deref().unwrap_or_default();
+    let vs = c.virtual_service.unwrap_or_default();
     c.entries
         .iter()
         .enumerate()

@@ -123,7 +123,7 @@ async fn ready_endpoints(
     let ready = slices
         .items
         .iter()
-        .flat_map(|s| &s.endpoints)
+        .flat_map(|s| s.endpoints.iter().flatten())
         .filter(|e| {
             e.conditions
                 .as_ref()

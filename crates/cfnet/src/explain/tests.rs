@@ -3,8 +3,6 @@
 //! istiod served (crates/xds/tests/fixtures: the CF ingress gateway and a cf-workloads sidecar, captured with
 //! the examples' objects).
 
-use std::collections::BTreeMap;
-
 use cfnet_api::fixtures::{destination, route};
 use cfnet_api::{Condition, ConditionStatus, Route, RouteStatus, VirtualService};
 use cfnet_translate::{Settings, translate};
@@ -38,7 +36,14 @@ fn example_routes() -> Vec<Route> {
     files
         .iter()
         .flat_map(|text| serde_yaml_ng::Deserializer::from_str(text))
-        .map(|doc| serde::Deserialize::deserialize(doc).unwrap())
+        .flat_map(|doc| {
+            let value: serde_json::Value = serde::Deserialize::deserialize(doc).unwrap();
+            match value["items"].as_array() {
+                Some(items) => items.clone(),
+                None => vec![value],
+            }
+        })
+        .map(|value| serde_json::from_value(value).unwrap())
         .collect()
 }
 
