@@ -15,9 +15,9 @@ mod envoy;
 mod read;
 mod report;
 mod request;
-mod text;
 #[cfg(test)]
 mod tests;
+mod text;
 
 use std::io::Write;
 use std::process::ExitCode;

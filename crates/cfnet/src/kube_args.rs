@@ -32,7 +32,9 @@ pub enum KubeArgsError {
         context: Option<String>,
         source: kube::config::KubeconfigError,
     },
-    #[error("no kubeconfig found ({source}): pass --kubeconfig FILE, set KUBECONFIG, or pass --state-dir of `cfnet dev up`")]
+    #[error(
+        "no kubeconfig found ({source}): pass --kubeconfig FILE, set KUBECONFIG, or pass --state-dir of `cfnet dev up`"
+    )]
     Infer {
         source: kube::config::KubeconfigError,
     },
@@ -58,11 +60,9 @@ impl KubeArgs {
     /// The kubeconfig file to read: `--kubeconfig`, else DIR/kubeconfig of `--state-dir`; `None`: kube's default
     /// ($KUBECONFIG, then ~/.kube/config).
     pub fn kubeconfig_path(&self) -> Option<PathBuf> {
-        self.kubeconfig.clone().or_else(|| {
-            self.state_dir
-                .as_ref()
-                .map(|dir| dir.join("kubeconfig"))
-        })
+        self.kubeconfig
+            .clone()
+            .or_else(|| self.state_dir.as_ref().map(|dir| dir.join("kubeconfig")))
     }
 
     /// A client for the chosen kubeconfig and context. Requests are not retried: a client command reports an
@@ -129,7 +129,10 @@ mod tests {
             panic!("a missing kubeconfig must fail");
         };
         let err = err.to_string();
-        assert!(err.starts_with("cannot read kubeconfig /nonexistent/kubeconfig"), "{err}");
+        assert!(
+            err.starts_with("cannot read kubeconfig /nonexistent/kubeconfig"),
+            "{err}"
+        );
         assert!(!err.contains('\n'), "{err}");
     }
 }

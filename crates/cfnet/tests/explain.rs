@@ -47,7 +47,8 @@ async fn start() -> Rig {
         .expect("the chart's Istio objects");
     let client = cp.client();
     for ns in [NS, SPACE_B] {
-        let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
+        let namespace: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
         let _ = Api::<Namespace>::all(client.clone())
             .create(&PostParams::default(), &namespace)
             .await;
@@ -182,12 +183,23 @@ impl Rig {
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|p| (p["code"].as_str().unwrap().to_owned(), p["blocking"].as_bool().unwrap()))
+                .map(|p| {
+                    (
+                        p["code"].as_str().unwrap().to_owned(),
+                        p["blocking"].as_bool().unwrap(),
+                    )
+                })
                 .collect();
-            if got == want {
+            if got != want {
+                return Err(format!("{got:?}: {}", report["problems"]));
+            }
+            // Settled: istiod's endpoints (EDS) may follow its routes by a moment.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let (_, again, _) = self.explain(&["-o", "json", url]).await;
+            if serde_json::from_str::<Value>(&again).ok().as_ref() == Some(&report) {
                 Ok((code, report))
             } else {
-                Err(format!("{got:?}: {}", report["problems"]))
+                Err(format!("still changing: {again}"))
             }
         })
         .await
@@ -203,7 +215,9 @@ where
     loop {
         match probe().await {
             Ok(v) => return v,
-            Err(last) if Instant::now() >= deadline => panic!("{what}: not within {T:?}; last: {last}"),
+            Err(last) if Instant::now() >= deadline => {
+                panic!("{what}: not within {T:?}; last: {last}")
+            }
             Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
         }
     }
@@ -237,8 +251,12 @@ async fn build(rig: &mut Rig) {
     )
     .await;
     rig.foreign_service("old-backend", "app-old-backend").await;
-    rig.foreign_virtual_service("old-backend.apps.internal", "mesh", &[("/", "s-old-backend")])
-        .await;
+    rig.foreign_virtual_service(
+        "old-backend.apps.internal",
+        "mesh",
+        &[("/", "s-old-backend")],
+    )
+    .await;
     rig.start_controller().await;
 
     let mut routes = Vec::new();
@@ -295,7 +313,8 @@ async fn build(rig: &mut Rig) {
         (SPACE_B, "s-space-b", &[true]),
     ];
     for (i, (ns, service, ready)) in slices.into_iter().enumerate() {
-        rig.endpoints(ns, service, u8::try_from(i).unwrap(), ready).await;
+        rig.endpoints(ns, service, u8::try_from(i).unwrap(), ready)
+            .await;
     }
     let slice = (NS, "s-other", &[true][..]);
     rig.endpoints(slice.0, slice.1, 20, slice.2).await;
@@ -324,48 +343,123 @@ async fn explain_through_the_controller_and_istiod() {
     let (code, report) = rig.json_once("https://store.apps.example.com/", &[]).await;
     assert_eq!(code, 0);
     assert_eq!(report["fqdn"], "store.apps.example.com");
-    assert_eq!(report["matched"]["name"], "5f0e1d9c-3a51-4c9e-9f0c-0d6b1f1c2a10");
+    assert_eq!(
+        report["matched"]["name"],
+        "5f0e1d9c-3a51-4c9e-9f0c-0d6b1f1c2a10"
+    );
     let dests: Vec<(String, i64, i64, i64)> = report["destinations"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|d| (d["service"].as_str().unwrap().to_owned(), d["weight"].as_i64().unwrap(), d["port"].as_i64().unwrap(), d["endpoints"].as_i64().unwrap()))
+        .map(|d| {
+            (
+                d["service"].as_str().unwrap().to_owned(),
+                d["weight"].as_i64().unwrap(),
+                d["port"].as_i64().unwrap(),
+                d["endpoints"].as_i64().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(dests, [("s-0b1e5c1a-blue".to_owned(), 80, 8080, 2), ("s-0b1e5c1a-green".to_owned(), 20, 8080, 1)]);
+    assert_eq!(
+        dests,
+        [
+            ("s-0b1e5c1a-blue".to_owned(), 80, 8080, 2),
+            ("s-0b1e5c1a-green".to_owned(), 20, 8080, 1)
+        ]
+    );
     let envoy = &report["envoy"];
-    assert_eq!(envoy["route_config"], "https.443.https-workloads.istio-ingressgateway.cf-system");
-    assert!(envoy["domains"].as_array().unwrap().contains(&json!("store.apps.example.com")));
-    assert_eq!(envoy["clusters"], json!([
-        {"name": "outbound|8080||s-0b1e5c1a-blue.cf-workloads.svc.cluster.local", "weight": 80, "exists": true, "endpoints": 2},
-        {"name": "outbound|8080||s-0b1e5c1a-green.cf-workloads.svc.cluster.local", "weight": 20, "exists": true, "endpoints": 1},
-    ]));
-    let vs = format!("{NS}/{}", cfnet_translate::virtual_service_name("store.apps.example.com"));
+    assert_eq!(
+        envoy["route_config"],
+        "https.443.https-workloads.istio-ingressgateway.cf-system"
+    );
+    assert!(
+        envoy["domains"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("store.apps.example.com"))
+    );
+    assert_eq!(
+        envoy["clusters"],
+        json!([
+            {"name": "outbound|8080||s-0b1e5c1a-blue.cf-workloads.svc.cluster.local", "weight": 80, "exists": true, "endpoints": 2},
+            {"name": "outbound|8080||s-0b1e5c1a-green.cf-workloads.svc.cluster.local", "weight": 20, "exists": true, "endpoints": 1},
+        ])
+    );
+    let vs = format!(
+        "{NS}/{}",
+        cfnet_translate::virtual_service_name("store.apps.example.com")
+    );
     assert_eq!(report["virtual_service"], json!(vs));
     assert_eq!(report["routes"][0]["ready"], true);
     assert_eq!(report["routes"][0]["reason"], "Programmed");
-    doc.insert("https://store.apps.example.com/", rig.explain(&["https://store.apps.example.com/"]).await);
+    doc.insert(
+        "https://store.apps.example.com/",
+        rig.explain(&["https://store.apps.example.com/"]).await,
+    );
 
     // Internal, through a sidecar of the route's namespace.
     let (code, report) = rig.json_once("http://backend.apps.internal/", &[]).await;
     assert_eq!(code, 0);
     assert_eq!(report["envoy"]["proxy"], "sidecar:cf-workloads");
     assert_eq!(report["envoy"]["route_config"], "80");
-    assert_eq!(report["envoy"]["clusters"], json!([
-        {"name": "outbound|8080||s-dest-backend.cf-workloads.svc.cluster.local", "weight": 100, "exists": true, "endpoints": 1},
-    ]));
-    doc.insert("http://backend.apps.internal/", rig.explain(&["http://backend.apps.internal/"]).await);
+    assert_eq!(
+        report["envoy"]["clusters"],
+        json!([
+            {"name": "outbound|8080||s-dest-backend.cf-workloads.svc.cluster.local", "weight": 100, "exists": true, "endpoints": 1},
+        ])
+    );
+    doc.insert(
+        "http://backend.apps.internal/",
+        rig.explain(&["http://backend.apps.internal/"]).await,
+    );
 
     // One situation per problem code.
     let cases: &[(&str, &[(&str, bool)], i32)] = &[
-        ("https://typo.apps.example.com/", &[("unknown_route", true)], 1),
-        ("https://news.apps.example.com/beta/latest", &[("route_not_ready", true)], 1),
-        ("https://soon.apps.example.com/", &[("no_destinations", true)], 1),
-        ("https://cart.apps.example.com/", &[("no_endpoints", true)], 1),
-        ("https://legacy.apps.example.com/api/orders", &[("route_not_ready", true), ("shadowed", true)], 1),
-        ("http://space-b.apps.example.com/", &[("not_in_envoy", true), ("https_not_bound", false)], 1),
-        ("http://old-backend.apps.internal/", &[("route_not_ready", false), ("cluster_missing", true)], 1),
-        ("https://shop.other.example.org/", &[("https_not_bound", true)], 1),
-        ("http://shop.other.example.org/", &[("https_not_bound", false)], 0),
+        (
+            "https://typo.apps.example.com/",
+            &[("unknown_route", true)],
+            1,
+        ),
+        (
+            "https://news.apps.example.com/beta/latest",
+            &[("route_not_ready", true)],
+            1,
+        ),
+        (
+            "https://soon.apps.example.com/",
+            &[("no_destinations", true)],
+            1,
+        ),
+        (
+            "https://cart.apps.example.com/",
+            &[("no_endpoints", true)],
+            1,
+        ),
+        (
+            "https://legacy.apps.example.com/api/orders",
+            &[("route_not_ready", true), ("shadowed", true)],
+            1,
+        ),
+        (
+            "http://space-b.apps.example.com/",
+            &[("not_in_envoy", true), ("https_not_bound", false)],
+            1,
+        ),
+        (
+            "http://old-backend.apps.internal/",
+            &[("route_not_ready", false), ("cluster_missing", true)],
+            1,
+        ),
+        (
+            "https://shop.other.example.org/",
+            &[("https_not_bound", true)],
+            1,
+        ),
+        (
+            "http://shop.other.example.org/",
+            &[("https_not_bound", false)],
+            0,
+        ),
     ];
     for (url, want, exit) in cases {
         let (code, report) = rig.json_once(url, want).await;
@@ -373,13 +467,28 @@ async fn explain_through_the_controller_and_istiod() {
         doc.insert(url, rig.explain(&[url]).await);
     }
     // The ready route news itself works; the matched route of the not-ready case is it.
-    let (_, report) = rig.json_once("https://news.apps.example.com/beta/latest", &[("route_not_ready", true)]).await;
+    let (_, report) = rig
+        .json_once(
+            "https://news.apps.example.com/beta/latest",
+            &[("route_not_ready", true)],
+        )
+        .await;
     assert_eq!(report["matched"]["name"], "route-news");
-    assert_eq!(report["routes"][0]["reason"], "Programmed");
-    assert_eq!(report["routes"][1]["reason"], "Invalid");
+    // Longest url first, as the VirtualService orders them.
+    assert_eq!(report["routes"][0]["name"], "route-news-beta");
+    assert_eq!(report["routes"][0]["reason"], "Invalid");
+    assert_eq!(report["routes"][1]["reason"], "Programmed");
 
     // istiod not reachable: the Envoy part is skipped, not failed.
-    let (code, stdout, _) = rig.explain(&["--xds", "127.0.0.1:1", "-o", "json", "https://store.apps.example.com/"]).await;
+    let (code, stdout, _) = rig
+        .explain(&[
+            "--xds",
+            "127.0.0.1:1",
+            "-o",
+            "json",
+            "https://store.apps.example.com/",
+        ])
+        .await;
     let report: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(code, 0, "{report}");
     assert_eq!(report["problems"][0]["code"], "xds_unavailable");
@@ -389,12 +498,24 @@ async fn explain_through_the_controller_and_istiod() {
     let (code, stdout, stderr) = rig.explain(&["ftp://store.apps.example.com/"]).await;
     assert_eq!((code, stdout.as_str()), (2, ""));
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.starts_with("cfnet explain: invalid URL \"ftp://store.apps.example.com/\""), "{stderr}");
+    assert!(
+        stderr.starts_with("cfnet explain: invalid URL \"ftp://store.apps.example.com/\""),
+        "{stderr}"
+    );
     let dead = dead_kubeconfig(rig.cp.kubeconfig_path());
-    let (code, _, stderr) = rig.explain(&["--kubeconfig", dead.to_str().unwrap(), "https://store.apps.example.com/"]).await;
+    let (code, _, stderr) = rig
+        .explain(&[
+            "--kubeconfig",
+            dead.to_str().unwrap(),
+            "https://store.apps.example.com/",
+        ])
+        .await;
     assert_eq!(code, 2, "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("cannot list Routes") && stderr.contains("API server is reachable"), "{stderr}");
+    assert!(
+        stderr.contains("cannot list Routes") && stderr.contains("API server is reachable"),
+        "{stderr}"
+    );
 
     check_docs(&doc);
     if let Some(controller) = rig.controller.take() {
@@ -422,7 +543,10 @@ fn check_docs(outputs: &BTreeMap<&str, (i32, String, String)>) {
         let path = root.join(file);
         let text = std::fs::read_to_string(&path).unwrap();
         let (fresh, markers) = regenerate(&text, outputs);
-        assert!(markers > 0 || file == "README.md", "{file} has no `<!-- cfnet explain URL -->` marker");
+        assert!(
+            markers > 0,
+            "{file} has no `<!-- cfnet explain URL -->` marker"
+        );
         if fresh != text {
             if update {
                 std::fs::write(&path, &fresh).unwrap();
@@ -465,7 +589,9 @@ fn regenerate(text: &str, outputs: &BTreeMap<&str, (i32, String, String)>) -> (S
                 }
             }
         }
-        out.push_str(&format!("```console\n$ cfnet explain {DOC_FLAGS} {url}\n{stdout}$ echo $?\n{code}\n```\n"));
+        out.push_str(&format!(
+            "```console\n$ cfnet explain {DOC_FLAGS} {url}\n{stdout}$ echo $?\n{code}\n```\n"
+        ));
     }
     (out, markers)
 }

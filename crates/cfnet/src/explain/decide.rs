@@ -129,11 +129,16 @@ pub fn explain(facts: &Facts) -> Report {
     let mut routes: Vec<&Route> = facts.routes.iter().collect();
     // As the VirtualService orders them: url descending, then name.
     routes.sort_by(|a, b| {
-        (route_namespace(a), b.spec.url.to_ascii_lowercase(), route_name(a)).cmp(&(
-            route_namespace(b),
-            a.spec.url.to_ascii_lowercase(),
-            route_name(b),
-        ))
+        (
+            route_namespace(a),
+            b.spec.url.to_ascii_lowercase(),
+            route_name(a),
+        )
+            .cmp(&(
+                route_namespace(b),
+                a.spec.url.to_ascii_lowercase(),
+                route_name(b),
+            ))
     });
     let rows: Vec<RouteRow> = routes
         .iter()
@@ -151,7 +156,9 @@ pub fn explain(facts: &Facts) -> Report {
         .collect();
     let vs = facts.virtual_service.as_ref();
     let vs_namespace = vs.and_then(|v| v.namespace()).unwrap_or_default();
-    let entries = vs.map(|v| entries(v, &vs_namespace, &routes, request)).unwrap_or_default();
+    let entries = vs
+        .map(|v| entries(v, &vs_namespace, &routes, request))
+        .unwrap_or_default();
     let matched_index = entries.iter().position(|e| e.matches);
     let matched_entry = matched_index.map(|i| &entries[i]);
     let matched = matched_entry.and_then(|e| e.route.clone());
@@ -161,7 +168,13 @@ pub fn explain(facts: &Facts) -> Report {
         .or(cf_route.as_ref())
         .and_then(|m| routes.iter().find(|r| route_ref(r) == *m).copied());
     let destinations = shown
-        .map(|r| destination_rows(r, matched_entry.filter(|_| matched.is_some()), &facts.services))
+        .map(|r| {
+            destination_rows(
+                r,
+                matched_entry.filter(|_| matched.is_some()),
+                &facts.services,
+            )
+        })
         .unwrap_or_default();
 
     let vs_name = vs.map(|v| v.name_any());
@@ -215,7 +228,12 @@ pub fn explain(facts: &Facts) -> Report {
 }
 
 /// The VirtualService's http entries, which the request matches, which are shadowed, and their Routes.
-fn entries(vs: &VirtualService, namespace: &str, routes: &[&Route], request: &Request) -> Vec<EntryRow> {
+fn entries(
+    vs: &VirtualService,
+    namespace: &str,
+    routes: &[&Route],
+    request: &Request,
+) -> Vec<EntryRow> {
     let local: Vec<&Route> = routes
         .iter()
         .copied()
@@ -238,7 +256,11 @@ fn entries(vs: &VirtualService, namespace: &str, routes: &[&Route], request: &Re
             .map(|d| EntryDestination {
                 host: d.destination.host.clone(),
                 // Istio gives a lone destination all the traffic, weight or not.
-                weight: if single && d.weight == 0 { 100 } else { d.weight },
+                weight: if single && d.weight == 0 {
+                    100
+                } else {
+                    d.weight
+                },
             })
             .collect();
         let route = entry_route(&destinations, &prefix, &local);
@@ -256,7 +278,11 @@ fn entries(vs: &VirtualService, namespace: &str, routes: &[&Route], request: &Re
     out
 }
 
-fn entry_route(destinations: &[EntryDestination], prefix: &str, routes: &[&Route]) -> Option<RouteRef> {
+fn entry_route(
+    destinations: &[EntryDestination],
+    prefix: &str,
+    routes: &[&Route],
+) -> Option<RouteRef> {
     let by_destination = destinations.iter().find_map(|d| {
         routes.iter().find(|r| {
             r.spec
@@ -272,7 +298,11 @@ fn entry_route(destinations: &[EntryDestination], prefix: &str, routes: &[&Route
             .then(|| {
                 routes.iter().find(|r| {
                     r.spec.destinations.is_empty()
-                        && (if r.spec.path().is_empty() { "/" } else { r.spec.path() }) == prefix
+                        && (if r.spec.path().is_empty() {
+                            "/"
+                        } else {
+                            r.spec.path()
+                        }) == prefix
                 })
             })
             .flatten()
@@ -289,7 +319,9 @@ fn cf_pick(routes: &[&Route], request: &Request) -> Option<RouteRef> {
         let own = route.spec.path().trim_end_matches('/');
         let takes = own.is_empty()
             || path == own
-            || path.strip_prefix(own).is_some_and(|rest| rest.starts_with('/'));
+            || path
+                .strip_prefix(own)
+                .is_some_and(|rest| rest.starts_with('/'));
         if !takes {
             continue;
         }
@@ -375,7 +407,11 @@ fn unknown_route(c: &Context, envoy_routes_it: bool) -> Option<Problem> {
              route for it",
             c.fqdn,
             c.request.bare_path(),
-            if urls.is_empty() { "none".to_owned() } else { urls.join(", ") }
+            if urls.is_empty() {
+                "none".to_owned()
+            } else {
+                urls.join(", ")
+            }
         ),
         blocking: !c.matched_entry.is_some_and(|e| !e.destinations.is_empty()),
     })
@@ -401,7 +437,8 @@ fn route_not_ready(c: &Context) -> Option<Problem> {
     };
     let instead = match c.matched {
         Some(m) if m == pick => {
-            "the VirtualService still routes the request to it (what was programmed before)".to_owned()
+            "the VirtualService still routes the request to it (what was programmed before)"
+                .to_owned()
         }
         Some(m) => format!("the request goes to route {m} instead"),
         None if c.matched_entry.is_some() => {
@@ -422,7 +459,11 @@ fn route_not_ready(c: &Context) -> Option<Problem> {
 
 fn no_destinations(c: &Context) -> Option<Problem> {
     let entry = c.matched_entry?;
-    if !entry.destinations.iter().all(|d| d.host == PLACEHOLDER_HOST) {
+    if !entry
+        .destinations
+        .iter()
+        .all(|d| d.host == PLACEHOLDER_HOST)
+    {
         return None;
     }
     let route = c

@@ -17,8 +17,13 @@ pub enum EnvoyFacts {
     /// No istiod address was given.
     NotAsked,
     /// The fetch failed; the error names the address and what to do.
-    Unavailable { error: String },
-    Fetched { proxy: Proxy, config: ProxyConfig },
+    Unavailable {
+        error: String,
+    },
+    Fetched {
+        proxy: Proxy,
+        config: ProxyConfig,
+    },
 }
 
 /// The programmed entry the request takes, and where its VirtualService lives.
@@ -89,8 +94,13 @@ pub fn explain_envoy(
     let https = gateway.then(|| https_binding(config, request));
     let proxy_text = proxy.to_string();
     let mut problems = Vec::new();
-    if let Some(expected) = expected {
-        if let Some(message) = not_in_envoy(expected, route, route_config.as_deref(), &proxy_text, fqdn) {
+    // An HTTPS request to a host without an HTTPS virtual host is that problem, not a missing route.
+    let https_unbound =
+        request.scheme == Some(Scheme::Https) && https.as_ref().is_some_and(|h| !h.bound);
+    if let Some(expected) = expected.filter(|_| !https_unbound) {
+        if let Some(message) =
+            not_in_envoy(expected, route, route_config.as_deref(), &proxy_text, fqdn)
+        {
             problems.push(Problem {
                 code: Code::NotInEnvoy,
                 message,
@@ -127,7 +137,10 @@ pub fn explain_envoy(
             proxy: proxy_text,
             route_config,
             virtual_host: found.as_ref().map(|l| l.virtual_host.clone()),
-            domains: found.as_ref().map(|l| l.domains.clone()).unwrap_or_default(),
+            domains: found
+                .as_ref()
+                .map(|l| l.domains.clone())
+                .unwrap_or_default(),
             route_match: route.map(|r| match_text(&r.route_match)),
             from_virtual_service: route.and_then(|r| r.virtual_service.clone()),
             clusters,
@@ -248,10 +261,10 @@ fn not_in_envoy(
         "{wanted}, but {proxy} uses route {} of {} ({} → {}): istiod has not pushed the current VirtualService \
          yet; run again in a few seconds, then check istiod's log",
         match_text(&route.route_match),
-        route
-            .virtual_service
-            .as_deref()
-            .map_or_else(|| "no VirtualService".to_owned(), |v| format!("VirtualService {v}")),
+        route.virtual_service.as_deref().map_or_else(
+            || "no VirtualService".to_owned(),
+            |v| format!("VirtualService {v}")
+        ),
         route.route_config,
         have.iter()
             .map(|(h, w)| format!("{h} {w}"))

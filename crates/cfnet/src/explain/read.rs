@@ -25,7 +25,9 @@ const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 /// A read the report cannot do without (exit status 2).
 #[derive(Debug, thiserror::Error)]
-#[error("cannot {what} from the API server ({source}); check --kubeconfig/--context and that the API server is reachable")]
+#[error(
+    "cannot {what} from the API server ({source}); check --kubeconfig/--context and that the API server is reachable"
+)]
 pub struct ReadError {
     what: String,
     source: kube::Error,
@@ -49,7 +51,9 @@ pub async fn read(
     let all: Vec<Route> = Api::<Route>::all(client.clone())
         .list(&ListParams::default())
         .await
-        .map_err(read_error("list Routes (networking.cloudfoundry.org/v1alpha1)"))?
+        .map_err(read_error(
+            "list Routes (networking.cloudfoundry.org/v1alpha1)",
+        ))?
         .items;
     let (fqdn, routes) = claiming(&all, &request.host);
     let vs_name = virtual_service_name(&fqdn);
@@ -60,7 +64,11 @@ pub async fn read(
         Ok(list) => list.items,
         // No Istio CRDs: no VirtualService.
         Err(e) if is_not_found(&e) => Vec::new(),
-        Err(e) => return Err(read_error(format!("list VirtualServices named {vs_name}"))(e)),
+        Err(e) => {
+            return Err(read_error(format!("list VirtualServices named {vs_name}"))(
+                e,
+            ));
+        }
     };
     let virtual_service = choose_virtual_service(candidates, &routes);
     let mut services = BTreeMap::new();
@@ -124,12 +132,7 @@ async fn ready_endpoints(
         .items
         .iter()
         .flat_map(|s| s.endpoints.iter().flatten())
-        .filter(|e| {
-            e.conditions
-                .as_ref()
-                .and_then(|c| c.ready)
-                .unwrap_or(true)
-        })
+        .filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true))
         .count();
     Ok(Some(u32::try_from(ready).unwrap_or(u32::MAX)))
 }

@@ -52,11 +52,9 @@ impl Request {
         }
         let (host, port) = match authority.rsplit_once(':') {
             Some((host, port)) => {
-                let port: u16 = port
-                    .parse()
-                    .ok()
-                    .filter(|p| *p != 0)
-                    .ok_or_else(|| err(&format!("port {port:?} is not a number from 1 to 65535")))?;
+                let port: u16 = port.parse().ok().filter(|p| *p != 0).ok_or_else(|| {
+                    err(&format!("port {port:?} is not a number from 1 to 65535"))
+                })?;
                 (host, Some(port))
             }
             None => (authority, None),
@@ -107,14 +105,62 @@ mod tests {
     #[test]
     fn parse_table() {
         let cases: &[(&str, Option<Scheme>, &str, Option<u16>, &str)] = &[
-            ("shop.apps.example.com", None, "shop.apps.example.com", None, "/"),
-            ("shop.apps.example.com/api/v2/x", None, "shop.apps.example.com", None, "/api/v2/x"),
-            ("https://Shop.Apps.Example.COM/API", Some(Scheme::Https), "shop.apps.example.com", None, "/API"),
-            ("HTTP://shop.apps.example.com:8080", Some(Scheme::Http), "shop.apps.example.com", Some(8080), "/"),
-            ("http://shop.apps.example.com/a?b=c#frag", Some(Scheme::Http), "shop.apps.example.com", None, "/a?b=c"),
-            ("shop.apps.example.com?x=1", None, "shop.apps.example.com", None, "/?x=1"),
-            ("shop.apps.example.com./", None, "shop.apps.example.com", None, "/"),
-            ("backend.apps.internal:8080/health", None, "backend.apps.internal", Some(8080), "/health"),
+            (
+                "shop.apps.example.com",
+                None,
+                "shop.apps.example.com",
+                None,
+                "/",
+            ),
+            (
+                "shop.apps.example.com/api/v2/x",
+                None,
+                "shop.apps.example.com",
+                None,
+                "/api/v2/x",
+            ),
+            (
+                "https://Shop.Apps.Example.COM/API",
+                Some(Scheme::Https),
+                "shop.apps.example.com",
+                None,
+                "/API",
+            ),
+            (
+                "HTTP://shop.apps.example.com:8080",
+                Some(Scheme::Http),
+                "shop.apps.example.com",
+                Some(8080),
+                "/",
+            ),
+            (
+                "http://shop.apps.example.com/a?b=c#frag",
+                Some(Scheme::Http),
+                "shop.apps.example.com",
+                None,
+                "/a?b=c",
+            ),
+            (
+                "shop.apps.example.com?x=1",
+                None,
+                "shop.apps.example.com",
+                None,
+                "/?x=1",
+            ),
+            (
+                "shop.apps.example.com./",
+                None,
+                "shop.apps.example.com",
+                None,
+                "/",
+            ),
+            (
+                "backend.apps.internal:8080/health",
+                None,
+                "backend.apps.internal",
+                Some(8080),
+                "/health",
+            ),
         ];
         for (url, scheme, host, port, path) in cases {
             let r = Request::parse(url).unwrap();

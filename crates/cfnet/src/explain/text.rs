@@ -117,7 +117,13 @@ fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
                 })
                 .collect();
             out.push_str(&table(
-                &["#", "PREFIX", "ROUTE", "DESTINATIONS (WEIGHT)", "THIS REQUEST"],
+                &[
+                    "#",
+                    "PREFIX",
+                    "ROUTE",
+                    "DESTINATIONS (WEIGHT)",
+                    "THIS REQUEST",
+                ],
                 rows,
             ));
         }
@@ -145,13 +151,28 @@ fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
                         d.weight.to_string(),
                         d.port.to_string(),
                         d.app.clone(),
-                        if selector.is_empty() { "-".to_owned() } else { selector.join(",") },
-                        if d.exists { d.endpoints.to_string() } else { "no Service".to_owned() },
+                        if selector.is_empty() {
+                            "-".to_owned()
+                        } else {
+                            selector.join(",")
+                        },
+                        if d.exists {
+                            d.endpoints.to_string()
+                        } else {
+                            "no Service".to_owned()
+                        },
                     ]
                 })
                 .collect();
             out.push_str(&table(
-                &["SERVICE", "WEIGHT", "PORT", "APP", "SELECTOR", "READY ENDPOINTS"],
+                &[
+                    "SERVICE",
+                    "WEIGHT",
+                    "PORT",
+                    "APP",
+                    "SELECTOR",
+                    "READY ENDPOINTS",
+                ],
                 rows,
             ));
         }
@@ -161,7 +182,11 @@ fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
         None => writeln!(out, "\nEnvoy: not checked")?,
         Some(e) => {
             writeln!(out, "\nEnvoy of {}", e.proxy)?;
-            writeln!(out, "  route configuration   {}", or_dash(e.route_config.as_deref()))?;
+            writeln!(
+                out,
+                "  route configuration   {}",
+                or_dash(e.route_config.as_deref())
+            )?;
             let vhost = match &e.virtual_host {
                 Some(v) => format!("{v} (domains {})", e.domains.join(", ")),
                 None => "none for this host".to_owned(),
@@ -193,7 +218,8 @@ fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
                             c.name.clone(),
                             c.weight.to_string(),
                             if c.exists { "yes" } else { "no" }.to_owned(),
-                            c.endpoints.map_or_else(|| "-".to_owned(), |n| n.to_string()),
+                            c.endpoints
+                                .map_or_else(|| "-".to_owned(), |n| n.to_string()),
                         ]
                     })
                     .collect();
@@ -207,7 +233,11 @@ fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
     } else {
         writeln!(out, "\nProblems")?;
         for p in &r.problems {
-            let mark = if p.blocking { "" } else { " (does not stop this request)" };
+            let mark = if p.blocking {
+                ""
+            } else {
+                " (does not stop this request)"
+            };
             writeln!(out, "  {}{mark}: {}", p.code, p.message)?;
         }
     }
