@@ -153,10 +153,10 @@ impl Rig {
     async fn explain(&self, args: &[&str]) -> (i32, String, String) {
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_cfnet"));
         command.arg("explain");
-        if !args.iter().any(|a| *a == "--kubeconfig") {
+        if !args.contains(&"--kubeconfig") {
             command.arg("--kubeconfig").arg(self.cp.kubeconfig_path());
         }
-        if !args.iter().any(|a| *a == "--xds") {
+        if !args.contains(&"--xds") {
             command.args(["--xds", &self.xds]);
         }
         let out = command
@@ -333,6 +333,9 @@ async fn build(rig: &mut Rig) {
     }
 }
 
+/// URL, the problems it reports (code, blocking), the exit status.
+type Case<'a> = (&'a str, &'a [(&'a str, bool)], i32);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_through_the_controller_and_istiod() {
     let mut rig = start().await;
@@ -414,7 +417,7 @@ async fn explain_through_the_controller_and_istiod() {
     );
 
     // One situation per problem code.
-    let cases: &[(&str, &[(&str, bool)], i32)] = &[
+    let cases: &[Case] = &[
         (
             "https://typo.apps.example.com/",
             &[("unknown_route", true)],

@@ -208,7 +208,6 @@ pub fn explain(facts: &Facts) -> Report {
     }
     problems.extend(shadowed(&context));
     problems.extend(envoy.problems);
-    drop(context);
 
     Report {
         url: request.url.clone(),
@@ -413,7 +412,7 @@ fn unknown_route(c: &Context, envoy_routes_it: bool) -> Option<Problem> {
                 urls.join(", ")
             }
         ),
-        blocking: !c.matched_entry.is_some_and(|e| !e.destinations.is_empty()),
+        blocking: true,
     })
 }
 

@@ -17,12 +17,10 @@ pub enum EnvoyFacts {
     /// No istiod address was given.
     NotAsked,
     /// The fetch failed; the error names the address and what to do.
-    Unavailable {
-        error: String,
-    },
+    Unavailable { error: String },
     Fetched {
         proxy: Proxy,
-        config: ProxyConfig,
+        config: Box<ProxyConfig>,
     },
 }
 
@@ -97,16 +95,15 @@ pub fn explain_envoy(
     // An HTTPS request to a host without an HTTPS virtual host is that problem, not a missing route.
     let https_unbound =
         request.scheme == Some(Scheme::Https) && https.as_ref().is_some_and(|h| !h.bound);
-    if let Some(expected) = expected.filter(|_| !https_unbound) {
-        if let Some(message) =
+    if let Some(expected) = expected.filter(|_| !https_unbound)
+        && let Some(message) =
             not_in_envoy(expected, route, route_config.as_deref(), &proxy_text, fqdn)
-        {
-            problems.push(Problem {
-                code: Code::NotInEnvoy,
-                message,
-                blocking: true,
-            });
-        }
+    {
+        problems.push(Problem {
+            code: Code::NotInEnvoy,
+            message,
+            blocking: true,
+        });
     }
     problems.extend(cluster_missing(&clusters, &proxy_text, fqdn));
     if let Some(https) = &https

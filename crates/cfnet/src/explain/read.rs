@@ -91,7 +91,10 @@ pub async fn read(
                 gateway_proxy(client, gateway).await
             };
             match cfnet_xds::fetch(addr, &proxy, XDS_TIMEOUT).await {
-                Ok(config) => EnvoyFacts::Fetched { proxy, config },
+                Ok(config) => EnvoyFacts::Fetched {
+                    proxy,
+                    config: Box::new(config),
+                },
                 Err(e) => EnvoyFacts::Unavailable {
                     error: e.to_string(),
                 },

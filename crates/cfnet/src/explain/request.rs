@@ -102,9 +102,12 @@ impl fmt::Display for Scheme {
 mod tests {
     use super::*;
 
+    /// URL, scheme, host, port, path.
+    type Case<'a> = (&'a str, Option<Scheme>, &'a str, Option<u16>, &'a str);
+
     #[test]
     fn parse_table() {
-        let cases: &[(&str, Option<Scheme>, &str, Option<u16>, &str)] = &[
+        let cases: &[Case] = &[
             (
                 "shop.apps.example.com",
                 None,

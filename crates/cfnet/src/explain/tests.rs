@@ -136,6 +136,9 @@ fn weighted(name: &str, path: &str, dests: &[(&str, i64)]) -> Route {
     b.build()
 }
 
+/// What, the facts, the problems (code, blocking), the matched Route.
+type Case<'a> = (&'a str, Facts, Vec<(Code, bool)>, Option<&'a str>);
+
 #[test]
 fn problem_table_without_envoy() {
     let shop = || {
@@ -148,7 +151,7 @@ fn problem_table_without_envoy() {
     invalid.metadata.name = Some("beta".into());
     let lone = route("empty").namespace(NS).build();
     let ok = [("s-a", 2), ("s-b", 1), ("s-c", 1)];
-    let cases: Vec<(&str, Facts, Vec<(Code, bool)>, Option<&str>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "healthy",
             facts(
@@ -378,7 +381,7 @@ fn wildcard_fqdns_take_hosts_without_their_own_routes() {
 fn gateway(config: ProxyConfig) -> EnvoyFacts {
     EnvoyFacts::Fetched {
         proxy: Proxy::default(),
-        config,
+        config: Box::new(config),
     }
 }
 
@@ -515,7 +518,7 @@ fn internal_route_through_the_captured_sidecar_misses_its_cluster() {
     }
     let sidecar = EnvoyFacts::Fetched {
         proxy: Proxy::sidecar(NS, []),
-        config: sidecar_config(),
+        config: Box::new(sidecar_config()),
     };
     let report = explain(&facts_with(
         "http://backend.apps.internal/",
