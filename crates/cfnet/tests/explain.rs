@@ -153,10 +153,11 @@ impl Rig {
     async fn explain(&self, args: &[&str]) -> (i32, String, String) {
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_cfnet"));
         command.arg("explain");
-        if !args.contains(&"--kubeconfig") {
+        let state_dir = args.contains(&"--state-dir");
+        if !args.contains(&"--kubeconfig") && !state_dir {
             command.arg("--kubeconfig").arg(self.cp.kubeconfig_path());
         }
-        if !args.contains(&"--xds") {
+        if !args.contains(&"--xds") && !state_dir {
             command.args(["--xds", &self.xds]);
         }
         let out = command
@@ -496,6 +497,20 @@ async fn explain_through_the_controller_and_istiod() {
     assert_eq!(code, 0, "{report}");
     assert_eq!(report["problems"][0]["code"], "xds_unavailable");
     assert_eq!(report["envoy"], Value::Null);
+
+    // `--state-dir DIR` of `cfnet dev up --istiod`: DIR/kubeconfig and DIR/istiod.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(rig.cp.kubeconfig_path(), dir.path().join("kubeconfig")).unwrap();
+    std::fs::write(dir.path().join("istiod"), format!("{}\n", rig.xds)).unwrap();
+    let (code, stdout, stderr) = rig
+        .explain(&[
+            "--state-dir",
+            dir.path().to_str().unwrap(),
+            "https://store.apps.example.com/",
+        ])
+        .await;
+    assert_eq!((code, stderr.as_str()), (0, ""));
+    assert_eq!(stdout, doc["https://store.apps.example.com/"].1);
 
     // Unusable input: exit 2, one line.
     let (code, stdout, stderr) = rig.explain(&["ftp://store.apps.example.com/"]).await;
