@@ -59,7 +59,7 @@ fn path_text(path: Option<&Path>) -> String {
 impl KubeArgs {
     /// The kubeconfig file to read: `--kubeconfig`, else DIR/kubeconfig of `--state-dir`; `None`: kube's default
     /// ($KUBECONFIG, then ~/.kube/config).
-    pub fn kubeconfig_path(&self) -> Option<PathBuf> {
+    fn kubeconfig_path(&self) -> Option<PathBuf> {
         self.kubeconfig
             .clone()
             .or_else(|| self.state_dir.as_ref().map(|dir| dir.join("kubeconfig")))

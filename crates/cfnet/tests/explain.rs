@@ -343,7 +343,20 @@ async fn explain_through_the_controller_and_istiod() {
     build(&mut rig).await;
     let mut doc = BTreeMap::new();
 
-    // Healthy, weighted, with endpoints: the README's example.
+    healthy_weighted(&rig, &mut doc).await;
+    internal_through_a_sidecar(&rig, &mut doc).await;
+    one_situation_per_problem_code(&rig, &mut doc).await;
+    istiod_unreachable(&rig).await;
+    state_dir(&rig, &doc).await;
+    unusable_input(&rig).await;
+    check_docs(&doc);
+    if let Some(controller) = rig.controller.take() {
+        controller.stop(Duration::from_secs(10)).await.unwrap();
+    }
+}
+
+/// Healthy, weighted, with endpoints: the README's example.
+async fn healthy_weighted(rig: &Rig, doc: &mut BTreeMap<&'static str, (i32, String, String)>) {
     let (code, report) = rig.json_once("https://store.apps.example.com/", &[]).await;
     assert_eq!(code, 0);
     assert_eq!(report["fqdn"], "store.apps.example.com");
@@ -400,8 +413,13 @@ async fn explain_through_the_controller_and_istiod() {
         "https://store.apps.example.com/",
         rig.explain(&["https://store.apps.example.com/"]).await,
     );
+}
 
-    // Internal, through a sidecar of the route's namespace.
+/// Internal, through a sidecar of the route's namespace.
+async fn internal_through_a_sidecar(
+    rig: &Rig,
+    doc: &mut BTreeMap<&'static str, (i32, String, String)>,
+) {
     let (code, report) = rig.json_once("http://backend.apps.internal/", &[]).await;
     assert_eq!(code, 0);
     assert_eq!(report["envoy"]["proxy"], "sidecar:cf-workloads");
@@ -416,8 +434,13 @@ async fn explain_through_the_controller_and_istiod() {
         "http://backend.apps.internal/",
         rig.explain(&["http://backend.apps.internal/"]).await,
     );
+}
 
-    // One situation per problem code.
+/// One situation per problem code.
+async fn one_situation_per_problem_code(
+    rig: &Rig,
+    doc: &mut BTreeMap<&'static str, (i32, String, String)>,
+) {
     let cases: &[Case] = &[
         (
             "https://typo.apps.example.com/",
@@ -482,8 +505,10 @@ async fn explain_through_the_controller_and_istiod() {
     assert_eq!(report["routes"][0]["name"], "route-news-beta");
     assert_eq!(report["routes"][0]["reason"], "Invalid");
     assert_eq!(report["routes"][1]["reason"], "Programmed");
+}
 
-    // istiod not reachable: the Envoy part is skipped, not failed.
+/// istiod not reachable: the Envoy part is skipped, not failed.
+async fn istiod_unreachable(rig: &Rig) {
     let (code, stdout, _) = rig
         .explain(&[
             "--xds",
@@ -497,8 +522,10 @@ async fn explain_through_the_controller_and_istiod() {
     assert_eq!(code, 0, "{report}");
     assert_eq!(report["problems"][0]["code"], "xds_unavailable");
     assert_eq!(report["envoy"], Value::Null);
+}
 
-    // `--state-dir DIR` of `cfnet dev up --istiod`: DIR/kubeconfig and DIR/istiod.
+/// `--state-dir DIR` of `cfnet dev up --istiod`: DIR/kubeconfig and DIR/istiod.
+async fn state_dir(rig: &Rig, doc: &BTreeMap<&'static str, (i32, String, String)>) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(rig.cp.kubeconfig_path(), dir.path().join("kubeconfig")).unwrap();
     std::fs::write(dir.path().join("istiod"), format!("{}\n", rig.xds)).unwrap();
@@ -511,8 +538,10 @@ async fn explain_through_the_controller_and_istiod() {
         .await;
     assert_eq!((code, stderr.as_str()), (0, ""));
     assert_eq!(stdout, doc["https://store.apps.example.com/"].1);
+}
 
-    // Unusable input: exit 2, one line.
+/// Unusable input: exit 2, one line.
+async fn unusable_input(rig: &Rig) {
     let (code, stdout, stderr) = rig.explain(&["ftp://store.apps.example.com/"]).await;
     assert_eq!((code, stdout.as_str()), (2, ""));
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -534,11 +563,6 @@ async fn explain_through_the_controller_and_istiod() {
         stderr.contains("cannot list Routes") && stderr.contains("API server is reachable"),
         "{stderr}"
     );
-
-    check_docs(&doc);
-    if let Some(controller) = rig.controller.take() {
-        controller.stop(Duration::from_secs(10)).await.unwrap();
-    }
 }
 
 /// A copy of `kubeconfig` whose server is a closed port.

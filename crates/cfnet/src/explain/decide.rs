@@ -126,34 +126,8 @@ fn route_ref(route: &Route) -> RouteRef {
 
 pub fn explain(facts: &Facts) -> Report {
     let request = &facts.request;
-    let mut routes: Vec<&Route> = facts.routes.iter().collect();
-    // As the VirtualService orders them: url descending, then name.
-    routes.sort_by(|a, b| {
-        (
-            route_namespace(a),
-            b.spec.url.to_ascii_lowercase(),
-            route_name(a),
-        )
-            .cmp(&(
-                route_namespace(b),
-                a.spec.url.to_ascii_lowercase(),
-                route_name(b),
-            ))
-    });
-    let rows: Vec<RouteRow> = routes
-        .iter()
-        .map(|r| {
-            let (ready, reason, message) = ready(r);
-            RouteRow {
-                namespace: route_namespace(r).to_owned(),
-                name: route_name(r).to_owned(),
-                url: r.spec.url.clone(),
-                ready,
-                reason,
-                message,
-            }
-        })
-        .collect();
+    let routes = sorted(&facts.routes);
+    let rows = route_rows(&routes);
     let vs = facts.virtual_service.as_ref();
     let vs_namespace = vs.and_then(|v| v.namespace()).unwrap_or_default();
     let entries = vs
@@ -224,6 +198,41 @@ pub fn explain(facts: &Facts) -> Report {
         envoy: envoy.report,
         problems,
     }
+}
+
+/// As the VirtualService orders them: namespace, url descending, then name.
+fn sorted(routes: &[Route]) -> Vec<&Route> {
+    let mut routes: Vec<&Route> = routes.iter().collect();
+    routes.sort_by(|a, b| {
+        (
+            route_namespace(a),
+            b.spec.url.to_ascii_lowercase(),
+            route_name(a),
+        )
+            .cmp(&(
+                route_namespace(b),
+                a.spec.url.to_ascii_lowercase(),
+                route_name(b),
+            ))
+    });
+    routes
+}
+
+fn route_rows(routes: &[&Route]) -> Vec<RouteRow> {
+    routes
+        .iter()
+        .map(|r| {
+            let (ready, reason, message) = ready(r);
+            RouteRow {
+                namespace: route_namespace(r).to_owned(),
+                name: route_name(r).to_owned(),
+                url: r.spec.url.clone(),
+                ready,
+                reason,
+                message,
+            }
+        })
+        .collect()
 }
 
 /// The VirtualService's http entries, which the request matches, which are shadowed, and their Routes.

@@ -60,35 +60,13 @@ pub fn explain_envoy(
         EnvoyFacts::Fetched { proxy, config } => (proxy, config),
     };
     let gateway = matches!(proxy, Proxy::Gateway(_));
-    let route_config = if gateway {
-        match request.scheme {
-            Some(Scheme::Https) => gateway_route_config(config, Some(&request.host), "https."),
-            _ => gateway_route_config(config, None, "http."),
-        }
-    } else {
-        sidecar_route_config(config, request)
-    };
+    let route_config = request_route_config(config, gateway, request);
     let found: Option<Lookup> = route_config
         .as_deref()
         .and_then(|name| config.route_configs.get(name))
         .and_then(|rc| lookup(rc, &request.host, request.port, &request.path));
     let route = found.as_ref().and_then(|l| l.route.as_ref());
-    let clusters: Vec<EnvoyCluster> = route
-        .map(|r| {
-            r.clusters
-                .iter()
-                .map(|c| {
-                    let view = config.cluster_view(&c.name);
-                    EnvoyCluster {
-                        name: c.name.clone(),
-                        weight: c.weight,
-                        exists: view.is_some(),
-                        endpoints: view.and_then(|v| v.healthy_endpoints),
-                    }
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let clusters = route.map(|r| clusters(config, r)).unwrap_or_default();
     let https = gateway.then(|| https_binding(config, request));
     let proxy_text = proxy.to_string();
     let mut problems = Vec::new();
@@ -107,26 +85,9 @@ pub fn explain_envoy(
     }
     problems.extend(cluster_missing(&clusters, &proxy_text, fqdn));
     if let Some(https) = &https
-        && !https.bound
         && expected.is_some()
     {
-        let blocking = request.scheme == Some(Scheme::Https);
-        problems.push(Problem {
-            code: Code::HttpsNotBound,
-            message: format!(
-                "the gateway has no HTTPS virtual host for {} ({}): https://{} gets no route (TLS handshake \
-                 failure or 404){}; add the domain to the Gateway's HTTPS server hosts for this namespace \
-                 (chart value appDomains) and make sure its certificate covers it",
-                request.host,
-                match &https.route_config {
-                    Some(rc) => format!("route configuration {rc} has none"),
-                    None => "no HTTPS server matches it by SNI".to_owned(),
-                },
-                request.host,
-                if blocking { "" } else { "; plain HTTP works" },
-            ),
-            blocking,
-        });
+        problems.extend(https_not_bound(https, request));
     }
     let routed = clusters.iter().any(|c| c.weight > 0);
     EnvoyOutcome {
@@ -146,6 +107,56 @@ pub fn explain_envoy(
         problems,
         routed,
     }
+}
+
+/// The route configuration of the request's listener: a gateway's HTTP one, or its HTTPS one by SNI; a
+/// sidecar's by port.
+fn request_route_config(config: &ProxyConfig, gateway: bool, request: &Request) -> Option<String> {
+    match (gateway, request.scheme) {
+        (true, Some(Scheme::Https)) => gateway_route_config(config, Some(&request.host), "https."),
+        (true, _) => gateway_route_config(config, None, "http."),
+        (false, _) => sidecar_route_config(config, request),
+    }
+}
+
+/// The route's clusters: whether CDS has each, and the endpoints EDS gives it that Envoy would use.
+fn clusters(config: &ProxyConfig, route: &RouteView) -> Vec<EnvoyCluster> {
+    route
+        .clusters
+        .iter()
+        .map(|c| {
+            let view = config.cluster_view(&c.name);
+            EnvoyCluster {
+                name: c.name.clone(),
+                weight: c.weight,
+                exists: view.is_some(),
+                endpoints: view.and_then(|v| v.healthy_endpoints),
+            }
+        })
+        .collect()
+}
+
+fn https_not_bound(https: &HttpsBinding, request: &Request) -> Option<Problem> {
+    if https.bound {
+        return None;
+    }
+    let blocking = request.scheme == Some(Scheme::Https);
+    Some(Problem {
+        code: Code::HttpsNotBound,
+        message: format!(
+            "the gateway has no HTTPS virtual host for {} ({}): https://{} gets no route (TLS handshake \
+             failure or 404){}; add the domain to the Gateway's HTTPS server hosts for this namespace \
+             (chart value appDomains) and make sure its certificate covers it",
+            request.host,
+            match &https.route_config {
+                Some(rc) => format!("route configuration {rc} has none"),
+                None => "no HTTPS server matches it by SNI".to_owned(),
+            },
+            request.host,
+            if blocking { "" } else { "; plain HTTP works" },
+        ),
+        blocking,
+    })
 }
 
 /// The ports of the proxy's listeners, ascending.

@@ -56,7 +56,14 @@ fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
         },
         r.path
     )?;
+    write_routes(out, r)?;
+    write_virtual_service(out, r)?;
+    write_destinations(out, r)?;
+    write_envoy(out, r)?;
+    write_problems(out, r)
+}
 
+fn write_routes(out: &mut String, r: &Report) -> std::fmt::Result {
     writeln!(out, "\nRoutes claiming {} ({})", r.fqdn, r.routes.len())?;
     if r.routes.is_empty() {
         writeln!(out, "  none")?;
@@ -80,7 +87,10 @@ fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
             rows,
         ));
     }
+    Ok(())
+}
 
+fn write_virtual_service(out: &mut String, r: &Report) -> std::fmt::Result {
     match &r.virtual_service {
         None => writeln!(out, "\nVirtualService: none")?,
         Some(vs) => {
@@ -134,7 +144,10 @@ fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
         "Cloud Foundry's pick (longest path prefix): {}",
         route_text(r.cf_route.as_ref())
     )?;
+    Ok(())
+}
 
+fn write_destinations(out: &mut String, r: &Report) -> std::fmt::Result {
     if let Some(route) = r.matched.as_ref().or(r.cf_route.as_ref()) {
         writeln!(out, "\nDestinations of route {route}")?;
         if r.destinations.is_empty() {
@@ -177,7 +190,10 @@ fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
             ));
         }
     }
+    Ok(())
+}
 
+fn write_envoy(out: &mut String, r: &Report) -> std::fmt::Result {
     match &r.envoy {
         None => writeln!(out, "\nEnvoy: not checked")?,
         Some(e) => {
@@ -227,7 +243,10 @@ fn write_report(out: &mut String, r: &Report) -> std::fmt::Result {
             }
         }
     }
+    Ok(())
+}
 
+fn write_problems(out: &mut String, r: &Report) -> std::fmt::Result {
     if r.problems.is_empty() {
         writeln!(out, "\nProblems: none")?;
     } else {
