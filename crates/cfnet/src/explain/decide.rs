@@ -445,8 +445,7 @@ fn route_not_ready(c: &Context) -> Option<Problem> {
     };
     let instead = match c.matched {
         Some(m) if m == pick => {
-            "the VirtualService still routes the request to it (what was programmed before)"
-                .to_owned()
+            "the VirtualService still routes the request to it, as it stands".to_owned()
         }
         Some(m) => format!("the request goes to route {m} instead"),
         None if c.matched_entry.is_some() => {
