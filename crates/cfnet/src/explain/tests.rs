@@ -560,3 +560,23 @@ fn unreachable_istiod_skips_envoy_without_failing() {
     assert!(report.envoy.is_none());
     assert_eq!(report.exit_code(), 0);
 }
+
+/// A host the gateway routes by a VirtualService cfnet does not manage (no Route, no `vs-<sha256>`): reported,
+/// but the request reaches an app.
+#[test]
+fn a_host_routed_without_a_route_is_not_a_404() {
+    let report = explain(&facts_with(
+        "https://store.apps.example.com/",
+        Vec::new(),
+        Vec::new(),
+        &[],
+        gateway(gateway_config()),
+    ));
+    assert_eq!(codes(&report), [(Code::UnknownRoute, false)]);
+    assert!(
+        report.problems[0]
+            .message
+            .contains("routed by an object cfnet does not manage")
+    );
+    assert_eq!(report.exit_code(), 0);
+}
