@@ -228,7 +228,14 @@ fn example(file: &str) -> Vec<Route> {
     let path = format!("{}/../../examples/{file}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap();
     serde_yaml_ng::Deserializer::from_str(&text)
-        .map(|doc| serde::Deserialize::deserialize(doc).unwrap())
+        .flat_map(|doc| {
+            let value: Value = serde::Deserialize::deserialize(doc).unwrap();
+            match value["items"].as_array() {
+                Some(items) => items.clone(),
+                None => vec![value],
+            }
+        })
+        .map(|value| serde_json::from_value(value).unwrap())
         .collect()
 }
 
@@ -264,6 +271,7 @@ async fn build(rig: &mut Rig) {
     routes.extend(example("weighted-split.yaml"));
     routes.extend(example("invalid-weights.yaml"));
     routes.extend(example("internal-route.yaml"));
+    routes.extend(example("context-paths.yaml"));
     routes.push(app("cart", "cart"));
     routes.push(route("soon").namespace(NS).host("soon").build());
     let legacy = |name: &str, path: &str| {
@@ -302,7 +310,7 @@ async fn build(rig: &mut Rig) {
     for r in &routes {
         rig.apply_route(r).await;
     }
-    let slices: [(&str, &str, &[bool]); 9] = [
+    let slices: [(&str, &str, &[bool]); 11] = [
         (NS, "s-0b1e5c1a-blue", &[true, true]),
         (NS, "s-0b1e5c1a-green", &[true]),
         (NS, "s-dest-news", &[true]),
@@ -312,6 +320,8 @@ async fn build(rig: &mut Rig) {
         (NS, "s-legacy-api", &[true]),
         (NS, "s-old-backend", &[true]),
         (SPACE_B, "s-space-b", &[true]),
+        (NS, "s-dest-shop-frontend", &[true]),
+        (NS, "s-dest-shop-api", &[true]),
     ];
     for (i, (ns, service, ready)) in slices.into_iter().enumerate() {
         rig.endpoints(ns, service, u8::try_from(i).unwrap(), ready)
@@ -346,6 +356,7 @@ async fn explain_through_the_controller_and_istiod() {
     healthy_weighted(&rig, &mut doc).await;
     internal_through_a_sidecar(&rig, &mut doc).await;
     one_situation_per_problem_code(&rig, &mut doc).await;
+    wrong_case(&rig, &mut doc).await;
     istiod_unreachable(&rig).await;
     state_dir(&rig, &doc).await;
     unusable_input(&rig).await;
@@ -505,6 +516,22 @@ async fn one_situation_per_problem_code(
     assert_eq!(report["routes"][0]["name"], "route-news-beta");
     assert_eq!(report["routes"][0]["reason"], "Invalid");
     assert_eq!(report["routes"][1]["reason"], "Programmed");
+}
+
+/// `/API/orders` does not take the `/api` entry: no problem (the catch-all's app answers), but a note.
+async fn wrong_case(rig: &Rig, doc: &mut BTreeMap<&'static str, (i32, String, String)>) {
+    let url = "https://shop.apps.example.com/API/orders";
+    let (code, report) = rig.json_once(url, &[]).await;
+    assert_eq!(code, 0);
+    assert_eq!(report["matched"]["name"], "route-shop-root");
+    let note = report["notes"][0].as_str().unwrap();
+    assert!(
+        note.starts_with(
+            "route cf-workloads/route-shop-api has path /api: Istio compares paths case-sensitively"
+        ),
+        "{note}"
+    );
+    doc.insert(url, rig.explain(&[url]).await);
 }
 
 /// istiod not reachable: the Envoy part is skipped, not failed.

@@ -183,6 +183,7 @@ pub fn explain(facts: &Facts) -> Report {
     problems.extend(shadowed(&context));
     problems.extend(envoy.problems);
 
+    let notes = notes(&routes, request, matched.as_ref(), cf_route.as_ref());
     Report {
         url: request.url.clone(),
         scheme: request.scheme,
@@ -196,8 +197,48 @@ pub fn explain(facts: &Facts) -> Report {
         cf_route,
         destinations,
         envoy: envoy.report,
+        notes,
         problems,
     }
+}
+
+/// Where Istio's match differs from what a Cloud Foundry user expects, for Ready Routes (a Route that is not
+/// Ready is a problem of its own).
+fn notes(
+    routes: &[&Route],
+    request: &Request,
+    matched: Option<&RouteRef>,
+    cf_route: Option<&RouteRef>,
+) -> Vec<String> {
+    let path = request.bare_path();
+    let mut notes = Vec::new();
+    for route in routes.iter().filter(|r| ready(r).0) {
+        let own = route.spec.path().trim_end_matches('/');
+        let takes = |path: &str| {
+            own.is_empty()
+                || path == own
+                || path
+                    .strip_prefix(own)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        };
+        if !takes(path) && takes(&path.to_ascii_lowercase()) && own == own.to_ascii_lowercase() {
+            notes.push(format!(
+                "route {} has path {own}: Istio compares paths case-sensitively, so {path} does not take it \
+                 (gorouter would); use the route's exact case",
+                route_ref(route)
+            ));
+        }
+    }
+    let ready_pick = cf_route.filter(|c| routes.iter().any(|r| route_ref(r) == **c && ready(r).0));
+    if let (Some(m), Some(c)) = (matched, ready_pick)
+        && m != c
+    {
+        notes.push(format!(
+            "Istio's prefix match sends {path} to route {m}, while Cloud Foundry, matching whole path \
+             segments, would pick route {c}"
+        ));
+    }
+    notes
 }
 
 /// As the VirtualService orders them: namespace, url descending, then name.

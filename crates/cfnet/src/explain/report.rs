@@ -33,6 +33,9 @@ pub struct Report {
     pub destinations: Vec<DestinationRow>,
     /// What the gateway (or, for an internal FQDN, a sidecar) has; `None` without istiod.
     pub envoy: Option<EnvoyReport>,
+    /// Why the request takes another Route than one might expect, when it still reaches an app: Istio's
+    /// prefixes are case-sensitive and not segment-aware, unlike gorouter's lookup.
+    pub notes: Vec<String>,
     pub problems: Vec<Problem>,
 }
 

@@ -316,6 +316,30 @@ fn envoy_prefix_versus_cloud_foundry_segments() {
     ));
     assert_eq!(report.matched, Some(ref_("api")));
     assert_eq!(report.cf_route, Some(ref_("root")));
+    assert_eq!(report.notes.len(), 1, "{:?}", report.notes);
+    assert!(report.notes[0].contains("would pick route cf-workloads/root"));
+    assert_eq!(report.exit_code(), 0);
+}
+
+/// `/API/x` does not take the `/api` entry: Istio's prefixes are case-sensitive; gorouter's lookup is not.
+#[test]
+fn a_path_in_another_case_takes_the_catch_all_with_a_note() {
+    let routes = vec![
+        weighted("root", "", &[("a", 100)]),
+        weighted("api", "/api", &[("c", 100)]),
+    ];
+    let report = explain(&facts(
+        "shop.apps.example.com/API/x",
+        routes,
+        &[("s-a", 1), ("s-c", 1)],
+        EnvoyFacts::NotAsked,
+    ));
+    assert_eq!(report.matched, Some(ref_("root")));
+    assert_eq!(codes(&report), []);
+    assert_eq!(report.notes.len(), 1, "{:?}", report.notes);
+    assert!(report.notes[0].starts_with(
+        "route cf-workloads/api has path /api: Istio compares paths case-sensitively"
+    ));
 }
 
 #[test]

@@ -247,6 +247,12 @@ fn write_envoy(out: &mut String, r: &Report) -> std::fmt::Result {
 }
 
 fn write_problems(out: &mut String, r: &Report) -> std::fmt::Result {
+    if !r.notes.is_empty() {
+        writeln!(out, "\nNotes")?;
+        for note in &r.notes {
+            writeln!(out, "  {note}")?;
+        }
+    }
     if r.problems.is_empty() {
         writeln!(out, "\nProblems: none")?;
     } else {
