@@ -12,6 +12,7 @@
 
 mod decide;
 mod envoy;
+mod problems;
 mod read;
 mod report;
 mod request;
