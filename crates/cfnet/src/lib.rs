@@ -11,6 +11,7 @@
 pub mod controller;
 pub mod crd;
 pub mod diff;
+pub mod explain;
 mod gateway_workload;
 pub mod kube_args;
 pub mod malloc;

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use cfnet::{controller, crd, diff, malloc, plugin, proxy_config, render};
+use cfnet::{controller, crd, diff, explain, malloc, plugin, proxy_config, render};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[derive(Parser)]
@@ -34,6 +34,9 @@ enum Command {
     /// The Envoy routes, clusters or listeners istiod serves a proxy (default: the CF ingress gateway), over
     /// xDS: `--xds HOST:PORT` or `--state-dir DIR` of `cfnet dev up --istiod`.
     ProxyConfig(proxy_config::Args),
+    /// Explain one request: the Routes, VirtualService entry, Services, endpoints and Envoy route it meets,
+    /// and what stops it (docs/debugging.md).
+    Explain(explain::Args),
     /// Local control plane (etcd + kube-apiserver on loopback) for trying cfnet and for tests.
     #[cfg(feature = "dev-tools")]
     #[command(subcommand)]
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
         Command::Crd(args) => crd::run(args),
         Command::Diff(args) => diff::run(args),
         Command::ProxyConfig(args) => proxy_config::run(args),
+        Command::Explain(args) => explain::run(args),
         #[cfg(feature = "dev-tools")]
         Command::Dev(cmd) => cfnet::dev::run(cmd),
         #[cfg(feature = "dev-tools")]

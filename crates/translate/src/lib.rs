@@ -26,7 +26,9 @@ use k8s_openapi::api::core::v1::Service;
 pub use claims::{ClaimIndex, ClaimOrder, Claims, claim_order, route_name, route_namespace};
 pub use gateway_api::GatewayRef;
 pub use names::{http_route_name, service_name, virtual_service_name};
-pub use objects::{PLACEHOLDER_HOST, ROUTE_LABELS, SERVICE_LABELS, route_services};
+pub use objects::{
+    PLACEHOLDER_HOST, ROUTE_LABELS, SERVICE_LABELS, destination_weights, route_services,
+};
 pub use validate::validate_route;
 
 /// Settings that come from the controller's configuration. `Settings::default()` is the Istio mode with

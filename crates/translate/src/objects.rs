@@ -176,7 +176,7 @@ pub(crate) fn virtual_service(
 
 /// Weights as upstream: explicit when set (validated to sum to 100), else an even split with the
 /// remainder on the first destination. One per destination, in order.
-pub(crate) fn destination_weights(route: &Route) -> Vec<i32> {
+pub fn destination_weights(route: &Route) -> Vec<i32> {
     let dests = &route.spec.destinations;
     let n = i32::try_from(dests.len()).unwrap_or(i32::MAX);
     let even = 100 / n.max(1);
