@@ -8,10 +8,13 @@
 //!
 //! With `--istiod` it also starts istiod after the API server, with the chart's Istio objects (gateway_envoy.rs),
 //! waits until the ingress gateway's Envoy configuration holds every programmed example route, prints the
-//! gateway's Envoy routes after the other tables, and stops istiod before the API server.
+//! gateway's Envoy routes after the other tables, then `cfnet explain` of one healthy and one broken example URL
+//! (demo/explain.rs), and stops istiod before the API server.
 //!
 //! In-process rather than a child `cfnet controller`: one process to stop, one log stream, and the
 //! process edge (`cfnet controller`'s flags and signals) has its own tests.
+
+mod explain;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -387,6 +390,11 @@ async fn show(
             started.elapsed().as_secs_f64()
         );
         print!("{}", gateway_envoy::gateway_routes_table(&config, xds));
+        explain::write_endpoint_slices(&client, &services).await?;
+        print!(
+            "{}",
+            explain::explain_examples(&client, &args.gateway, xds, timeout).await?
+        );
     }
     Ok(())
 }

@@ -97,13 +97,25 @@ pub fn run(args: Args) -> ExitCode {
 
 /// Reads everything and decides; `Err` is the one line for exit status 2.
 async fn report(args: Args) -> Result<Report, String> {
-    let request = Request::parse(&args.url).map_err(|e| e.to_string())?;
+    // The URL first: a bad one is exit 2 before any connection.
+    Request::parse(&args.url).map_err(|e| e.to_string())?;
     let xds = args
         .xds
         .address(args.kube.state_dir.as_deref())
         .map_err(|e| e.to_string())?;
     let client = args.kube.client().await.map_err(|e| e.to_string())?;
-    let facts = read::read(&client, request, &args.gateway, xds.as_deref())
+    report_with(&client, &args.url, &args.gateway, xds.as_deref()).await
+}
+
+/// The report on `url` with a client at hand (`cfnet explain`, and the end of `cfnet demo --istiod`).
+pub(crate) async fn report_with(
+    client: &kube::Client,
+    url: &str,
+    gateway: &str,
+    xds: Option<&str>,
+) -> Result<Report, String> {
+    let request = Request::parse(url).map_err(|e| e.to_string())?;
+    let facts = read::read(client, request, gateway, xds)
         .await
         .map_err(|e| cfnet_controller::error_chain(&e))?;
     Ok(explain(&facts))

@@ -431,6 +431,27 @@ fn demo_istiod_prints_the_gateway_envoy_routes_and_stops_everything() {
             "the gateway routes {fqdn}{path} to a cluster:\n{stdout}"
         );
     }
+    // It ends with `cfnet explain` of a healthy URL (weighted, with the demo's EndpointSlices, through the
+    // gateway's Envoy) and a broken one (an Invalid route whose path its sibling serves).
+    let healthy = stdout
+        .split("$ cfnet explain https://store.apps.example.com/    # exit 0\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("explain of the healthy URL, exit 0:\n{stdout}"));
+    assert!(healthy.contains("Problems: none"), "{stdout}");
+    assert!(
+        healthy.contains(
+            "outbound|8080||s-0b1e5c1a-green.cf-workloads.svc.cluster.local   20       yes      1"
+        ),
+        "the gateway's cluster with its weight and the demo's endpoint:\n{stdout}"
+    );
+    let broken = stdout
+        .split("$ cfnet explain https://news.apps.example.com/beta/today    # exit 1\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("explain of the broken URL, exit 1:\n{stdout}"));
+    assert!(
+        broken.contains("route_not_ready: route cf-workloads/route-news-beta"),
+        "{stdout}"
+    );
     assert!(
         stderr.contains("controller, istiod, kube-apiserver and etcd stopped"),
         "{stderr}"
