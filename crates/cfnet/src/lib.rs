@@ -13,6 +13,7 @@ pub mod malloc;
 mod manifest;
 mod process;
 pub mod render;
+pub mod routing;
 #[cfg(feature = "dev-tools")]
 mod tables;
 

@@ -283,6 +283,7 @@ fn rbac_grants_only_the_verbs_the_controller_uses() {
             {"apiGroups": ["networking.cloudfoundry.org"], "resources": ["routes/status"], "verbs": ["get", "patch", "update"]},
             {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
             {"apiGroups": ["networking.istio.io"], "resources": ["virtualservices"], "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
+            {"apiGroups": ["gateway.networking.k8s.io"], "resources": ["httproutes"], "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
             {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
             {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
         ])
