@@ -94,7 +94,8 @@ fn unserved_message<C: Child>(desired: &C) -> String {
     let meta = desired.meta();
     format!(
         "{} {}/{} cannot be written: the API server does not serve {} {}s; install the Gateway API \
-         standard CRDs (v1.5 or later, testdata/gateway-api-crds.yaml) or run cfnet with --routing-api istio",
+         standard CRDs (v1.5 or later, standard-install.yaml of a kubernetes-sigs/gateway-api release) \
+         or run cfnet with --routing-api istio",
         C::KIND,
         meta.namespace.as_deref().unwrap_or_default(),
         meta.name.as_deref().unwrap_or_default(),
