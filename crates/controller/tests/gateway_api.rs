@@ -1,8 +1,8 @@
 //! What only the gateway-api mode has, on the real API server with the Gateway API CRDs (v1.6.3): the
 //! Route's Ready condition follows the status an implementation writes on the HTTPRoute; a switch of the
 //! routing mode on a live cluster converges with no moment where a route has neither a VirtualService nor
-//! an HTTPRoute; and without the CRDs the Routes say what to install, until the CRDs arrive. The
-//! scenarios both modes share are in behaviour.rs.
+//! an HTTPRoute; without the CRDs the Routes say what to install, until the CRDs arrive; and an FQDN past
+//! 16 routes is sharded over several HTTPRoutes. The scenarios both modes share are in behaviour.rs.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails where its setup does
 
 mod common;
@@ -397,4 +397,87 @@ async fn without_the_gateway_api_crds_routes_say_what_to_install_until_they_arri
     ready_is(&client, &ns, "r1", "True").await;
     c.stop().await;
     drop(cp);
+}
+
+/// The rules of every HTTPRoute of `ns`, by HTTPRoute name: the path values.
+async fn rules_by_http_route(
+    client: &Client,
+    ns: &str,
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    http_route_api(client, ns)
+        .list(&ListParams::default())
+        .await
+        .expect("list HTTPRoutes")
+        .items
+        .iter()
+        .map(|hr| {
+            let paths = hr.data["spec"]["rules"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(|r| {
+                    r["matches"][0]["path"]["value"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string()
+                })
+                .collect();
+            (hr.name_any(), paths)
+        })
+        .collect()
+}
+
+/// Past 16 routes an FQDN is sharded over several HTTPRoutes (hr-<hash>-<bits>), every rule once; back at
+/// 16 the shards merge into the base one and the others are pruned.
+#[tokio::test]
+async fn an_fqdn_with_more_than_16_routes_is_sharded_and_merged_back() {
+    let client = client().await;
+    let ns = namespace(&client, "gwshard").await;
+    let c = Mode::GatewayApi.start(&client, &ns).await;
+    for i in 0..17 {
+        apply(
+            &client,
+            &ns,
+            &one(&format!("r{i}"), "big", &format!("/p{i}"), &format!("d{i}")),
+        )
+        .await;
+    }
+    let base = Mode::GatewayApi.name(&fqdn("big"));
+    let sharded = eventually("17 rules over several HTTPRoutes", T, || async {
+        let by_name = rules_by_http_route(&client, &ns).await;
+        let rules: usize = by_name.values().map(Vec::len).sum();
+        if rules == 17 && by_name.len() > 1 {
+            Ok(by_name)
+        } else {
+            Err(format!("{by_name:?}"))
+        }
+    })
+    .await;
+    let all: BTreeSet<&String> = sharded.values().flatten().collect();
+    assert_eq!(all.len(), 17, "every rule once: {sharded:?}");
+    for (name, rules) in &sharded {
+        assert!(
+            name.starts_with(&base) && rules.len() <= 16,
+            "{name}: {rules:?}"
+        );
+    }
+    for i in 0..17 {
+        ready_is(&client, &ns, &format!("r{i}"), "True").await;
+    }
+    delete_route(&client, &ns, "r16").await;
+    eventually_eq(
+        "merged back into the base HTTPRoute",
+        T,
+        vec![base.clone()],
+        || async {
+            rules_by_http_route(&client, &ns)
+                .await
+                .into_keys()
+                .collect::<Vec<_>>()
+        },
+    )
+    .await;
+    assert_eq!(rules_by_http_route(&client, &ns).await[&base].len(), 16);
+    c.stop().await;
 }
