@@ -1,6 +1,6 @@
 //! Why a Route is (not) programmed: the `reason` of its Ready condition and of the Events about it. One
 //! vocabulary for the translation (which finds Invalid, Conflict and Unsupported) and the controller
-//! (which adds Conflict with foreign objects, ApplyFailed and Programmed).
+//! (which adds Conflict with foreign objects, ApplyFailed, Rejected and Programmed).
 
 use std::fmt;
 
@@ -18,6 +18,11 @@ pub enum Reason {
     /// The route passes every check but the configured routing API cannot express it (in gateway-api
     /// mode: an internal route, or more than 16 destinations).
     Unsupported,
+    /// Gateway-api mode: the route's HTTPRoute is written, but the implementation serving the configured
+    /// Gateway reports it not `Accepted`, or its references not resolved (`ResolvedRefs`), for that
+    /// Gateway; the message is the implementation's. Fixed on the Gateway's side (listeners,
+    /// `allowedRoutes`, supported features) or by the implementation.
+    Rejected,
 }
 
 impl Reason {
@@ -29,6 +34,7 @@ impl Reason {
             Reason::Conflict => "Conflict",
             Reason::ApplyFailed => "ApplyFailed",
             Reason::Unsupported => "Unsupported",
+            Reason::Rejected => "Rejected",
         }
     }
 
@@ -56,6 +62,7 @@ mod tests {
             Reason::Conflict,
             Reason::ApplyFailed,
             Reason::Unsupported,
+            Reason::Rejected,
         ];
         let names: Vec<String> = all.iter().map(ToString::to_string).collect();
         assert_eq!(
@@ -65,7 +72,8 @@ mod tests {
                 "Invalid",
                 "Conflict",
                 "ApplyFailed",
-                "Unsupported"
+                "Unsupported",
+                "Rejected"
             ]
         );
         assert_eq!(

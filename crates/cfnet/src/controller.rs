@@ -4,7 +4,9 @@
 //! Compatible with the Go routecontroller's deployment: env `ISTIO_GATEWAY_NAME` (required),
 //! `LEADER_ELECTION_NAMESPACE` (required only with `--enable-leader-election`; upstream demanded it
 //! always), `RESYNC_INTERVAL` (seconds, default 30); flags `--metrics-addr` (default :8080),
-//! `--enable-leader-election[=true]`, `--kubeconfig`. A configuration error prints one line and exits 1.
+//! `--enable-leader-election[=true]`, `--kubeconfig`. Beyond upstream: `--routing-api istio|gateway-api`
+//! and `--gateway-api-parent` (routing.rs; in gateway-api mode `ISTIO_GATEWAY_NAME` is optional). A
+//! configuration error prints one line and exits 1.
 //!
 //! Process contract: SIGTERM or SIGINT lets in-flight reconciles finish and exits 0 within 10 s (a
 //! watchdog exits 1 if stopping hangs past [`EXIT_DEADLINE`]); an unreachable API server is retried with
@@ -21,6 +23,7 @@ use cfnet_controller::{Config, EnvConfig, LeaderElection, parse_listen_addr};
 use clap::ArgAction;
 
 use crate::process::{self, LogFormat, Signals};
+use crate::routing::RoutingArgs;
 
 /// After SIGTERM/SIGINT the process is gone within this long, whatever hangs: the controller gives
 /// in-flight reconciles 8 s and its servers 1 s, the runtime gets 300 ms.
@@ -49,6 +52,8 @@ pub struct Args {
     /// FQDN keys reconciled concurrently.
     #[arg(long, default_value_t = 4)]
     workers: usize,
+    #[command(flatten)]
+    routing: RoutingArgs,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -68,8 +73,14 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 fn config_from(args: &Args) -> anyhow::Result<Config> {
-    let env = EnvConfig::from_lookup(|k| std::env::var(k).ok(), args.enable_leader_election)?;
+    let env = EnvConfig::from_lookup(
+        |k| std::env::var(k).ok(),
+        args.enable_leader_election,
+        args.routing.routing_api,
+    )?;
     let mut config = Config::new(env.gateway);
+    config.routing_api = args.routing.routing_api;
+    config.gateway_api_parent = args.routing.gateway_api_parent.clone();
     config.resync_interval = env.resync_interval;
     config.namespaces = args.namespaces.clone();
     config.workers = args.workers.max(1);

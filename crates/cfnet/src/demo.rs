@@ -21,9 +21,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use cfnet_api::gateway_api::HTTPRoute;
 use cfnet_api::{READY, Route, VirtualService};
 use cfnet_controller::{Config, InProcess, error_chain, is_ours};
 use cfnet_testenv::{ControlPlane, Error as TestenvError, Istiod, Options};
+use cfnet_translate::RoutingApi;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
@@ -31,7 +33,8 @@ use kube::{Client, ResourceExt};
 use crate::gateway_envoy;
 use crate::process::{self, LogFormat, Signals};
 use crate::render::DEFAULT_GATEWAY;
-use crate::tables::tables;
+use crate::routing::RoutingArgs;
+use crate::tables::{Routing, tables};
 
 /// Field manager of the demo's Route applies (the controller's own is `cfnet-routecontroller`).
 const FIELD_MANAGER: &str = "cfnet-demo";
@@ -61,6 +64,9 @@ pub struct Args {
     /// DIR/istiod for `cfnet proxy-config --state-dir DIR`.
     #[arg(long)]
     istiod: bool,
+    /// `--routing-api gateway-api` also installs the Gateway API CRDs and prints HTTPRoutes.
+    #[command(flatten)]
+    routing: RoutingArgs,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -77,6 +83,15 @@ async fn demo(args: Args) -> Result<(), String> {
              ISTIO_GATEWAY_NAME, or run without --istiod",
             args.gateway
         ));
+    }
+    if args.istiod && args.routing.routing_api == RoutingApi::GatewayApi {
+        // The demo's istiod runs the chart's Istio Gateway (its Gateway API support is off), so HTTPRoutes
+        // would reach no Envoy.
+        return Err(
+            "--istiod shows the Envoy routes of the chart's Istio Gateway, which serves VirtualServices: \
+             run it with --routing-api istio (the default), or drop --istiod"
+                .to_owned(),
+        );
     }
     let routes = read_examples(&args.examples)?;
     let namespaces: BTreeSet<String> = routes.iter().filter_map(|r| r.namespace()).collect();
@@ -108,11 +123,19 @@ async fn demo(args: Args) -> Result<(), String> {
         })?;
     let mut config = Config::new(&args.gateway);
     config.workers = 2;
+    config.routing_api = args.routing.routing_api;
+    config.gateway_api_parent = args.routing.gateway_api_parent.clone();
     let controller = InProcess::start(config, client.clone());
-    eprintln!(
-        "cfnet demo: RouteController running in-process (gateway {})",
-        args.gateway
-    );
+    match args.routing.routing_api {
+        RoutingApi::Istio => eprintln!(
+            "cfnet demo: RouteController running in-process (gateway {})",
+            args.gateway
+        ),
+        RoutingApi::GatewayApi => eprintln!(
+            "cfnet demo: RouteController running in-process (routing API gateway-api, parent Gateway {})",
+            args.routing.gateway_api_parent
+        ),
+    }
 
     let outcome = tokio::select! {
         shown = show(&client, &routes, &namespaces, &args, xds.as_deref()) => shown.map(|()| None),
@@ -203,6 +226,7 @@ async fn start_control_plane(
     let options = Options {
         state_dir: args.state_dir.clone(),
         install_missing: true,
+        gateway_api_crds: args.routing.routing_api == RoutingApi::GatewayApi,
         ..Options::default()
     };
     // A signal during start-up drops the half-started control plane, which stops its servers.
@@ -214,10 +238,15 @@ async fn start_control_plane(
         }
     };
     eprintln!(
-        "cfnet demo: kube-apiserver {} ready at {} in {:.1} s (Route and Istio CRDs installed); state in {}",
+        "cfnet demo: kube-apiserver {} ready at {} in {:.1} s (Route and Istio{} CRDs installed); state in {}",
         cp.apiserver_version(),
         cp.server_url(),
         cp.startup_duration().as_secs_f64(),
+        if args.routing.routing_api == RoutingApi::GatewayApi {
+            " and Gateway API"
+        } else {
+            ""
+        },
         cp.state_dir().display()
     );
     Ok(Some(cp))
@@ -367,19 +396,34 @@ async fn show(
 
     let mut services = Vec::new();
     let mut virtual_services = Vec::new();
+    let mut http_routes = Vec::new();
+    let gateway_api = args.routing.routing_api == RoutingApi::GatewayApi;
     for ns in namespaces {
         let listed = Api::<Service>::namespaced(client.clone(), ns)
             .list(&ListParams::default())
             .await
             .map_err(|e| format!("listing Services in namespace {ns}: {e}"))?;
         services.extend(listed.items.into_iter().filter(|s| is_ours(&s.metadata)));
+        if gateway_api {
+            let listed = Api::<HTTPRoute>::namespaced(client.clone(), ns)
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| format!("listing HTTPRoutes in namespace {ns}: {e}"))?;
+            http_routes.extend(listed.items.into_iter().filter(|h| is_ours(&h.metadata)));
+            continue;
+        }
         let listed = Api::<VirtualService>::namespaced(client.clone(), ns)
             .list(&ListParams::default())
             .await
             .map_err(|e| format!("listing VirtualServices in namespace {ns}: {e}"))?;
         virtual_services.extend(listed.items.into_iter().filter(|v| is_ours(&v.metadata)));
     }
-    print!("{}", tables(&current, &mut services, &mut virtual_services));
+    let routing = if gateway_api {
+        Routing::HTTPRoutes(&mut http_routes)
+    } else {
+        Routing::VirtualServices(&mut virtual_services)
+    };
+    print!("{}", tables(&current, &mut services, routing));
     if let Some(xds) = xds {
         let expected = gateway_envoy::expected_gateway_routes(&current);
         let config = gateway_envoy::wait_for_gateway(xds, &expected, timeout).await?;

@@ -10,11 +10,13 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use cfnet_controller::diff::{ChangeAction, Diff, DiffOptions, diff, render_value};
+use cfnet_translate::Settings;
 use serde_json::json;
 
 use crate::kube_args::KubeArgs;
 use crate::manifest::{read_routes_in, read_sources};
 use crate::render::DEFAULT_GATEWAY;
+use crate::routing::RoutingArgs;
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -33,6 +35,10 @@ pub struct Args {
     /// Gateway external routes are bound to, NAMESPACE/NAME: the controller's ISTIO_GATEWAY_NAME.
     #[arg(long, value_name = "NS/NAME", env = "ISTIO_GATEWAY_NAME", default_value = DEFAULT_GATEWAY)]
     gateway: String,
+    /// The controller's routing API and Gateway API parent: the children it writes are VirtualServices or
+    /// HTTPRoutes.
+    #[command(flatten)]
+    routing: RoutingArgs,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
     output: Format,
@@ -64,7 +70,11 @@ pub fn run(args: Args) -> ExitCode {
         }
     };
     let options = DiffOptions {
-        gateway: args.gateway,
+        settings: Settings {
+            gateway: args.gateway,
+            routing_api: args.routing.routing_api,
+            gateway_api_parent: args.routing.gateway_api_parent,
+        },
         namespace: args.namespace,
         routes,
     };

@@ -20,6 +20,7 @@ pub mod plugin;
 mod process;
 pub mod proxy_config;
 pub mod render;
+pub mod routing;
 #[cfg(feature = "dev-tools")]
 mod tables;
 pub mod xds_args;

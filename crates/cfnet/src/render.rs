@@ -1,5 +1,5 @@
-//! `cfnet render`: Route YAML/JSON in, the Services and VirtualServices the controller would write out,
-//! offline. The contract (flags, output order, stderr lines, exit codes) is in docs/render.md and is
+//! `cfnet render`: Route YAML/JSON in, the Services and VirtualServices (with `--routing-api
+//! gateway-api`: HTTPRoutes) the controller would write out, offline. The contract (flags, output order, stderr lines, exit codes) is in docs/render.md and is
 //! checked by acceptance tests outside the repo: change it only on purpose.
 //!
 //! Exit codes: 0 all routes programmed; 1 some route invalid (everything valid is still printed, one
@@ -9,11 +9,13 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use cfnet_api::VirtualService;
+use cfnet_api::gateway_api::HTTPRoute;
 use cfnet_translate::{Settings, translate};
 use k8s_openapi::api::core::v1::Service;
 use serde::Serialize;
 
 use crate::manifest::{read_routes, read_sources};
+use crate::routing::RoutingArgs;
 
 /// Gateway external routes are bound to unless `--gateway` or `$ISTIO_GATEWAY_NAME` says otherwise.
 pub const DEFAULT_GATEWAY: &str = "cf-system/istio-ingressgateway";
@@ -29,6 +31,8 @@ pub struct Args {
     /// Output format: a multi-document YAML stream, or one JSON `List`.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Yaml)]
     output: Format,
+    #[command(flatten)]
+    routing: RoutingArgs,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,7 +63,12 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let outcome = render(&sources, &args.gateway, args.output);
+    let settings = Settings {
+        gateway: args.gateway,
+        routing_api: args.routing.routing_api,
+        gateway_api_parent: args.routing.gateway_api_parent,
+    };
+    let outcome = render_with(&sources, &settings, args.output);
     let mut stderr = std::io::stderr().lock();
     for line in &outcome.stderr {
         // A closed stderr must not turn into a panic.
@@ -77,8 +86,18 @@ pub fn run(args: Args) -> ExitCode {
     ExitCode::from(outcome.code)
 }
 
-/// Renders `(label, text)` sources. Pure apart from allocation: the tests call it directly.
+/// Renders `(label, text)` sources in Istio mode. Pure apart from allocation: the tests call it directly.
 pub fn render(sources: &[(String, String)], gateway: &str, format: Format) -> Outcome {
+    let settings = Settings {
+        gateway: gateway.to_owned(),
+        ..Default::default()
+    };
+    render_with(sources, &settings, format)
+}
+
+/// Renders `(label, text)` sources with `settings` (the routing API among them): the Services, then the
+/// VirtualServices or the HTTPRoutes.
+pub fn render_with(sources: &[(String, String)], settings: &Settings, format: Format) -> Outcome {
     let mut outcome = Outcome::default();
     let routes = match read_routes(sources, &mut outcome.stderr) {
         Ok(routes) => routes,
@@ -89,11 +108,7 @@ pub fn render(sources: &[(String, String)], gateway: &str, format: Format) -> Ou
         }
     };
 
-    let settings = Settings {
-        gateway: gateway.to_owned(),
-        ..Default::default()
-    };
-    let translation = translate(&routes, &settings);
+    let translation = translate(&routes, settings);
     for p in &translation.problems {
         outcome
             .stderr
@@ -115,6 +130,7 @@ pub fn render(sources: &[(String, String)], gateway: &str, format: Format) -> Ou
                 .iter()
                 .map(Item::VirtualService),
         )
+        .chain(translation.http_routes.iter().map(Item::HTTPRoute))
         .collect();
     let written = match format {
         Format::Json => serde_json::to_string_pretty(&List {
@@ -156,6 +172,7 @@ pub fn render(sources: &[(String, String)], gateway: &str, format: Format) -> Ou
 enum Item<'a> {
     Service(&'a Service),
     VirtualService(&'a VirtualService),
+    HTTPRoute(&'a HTTPRoute),
 }
 
 #[derive(Serialize)]

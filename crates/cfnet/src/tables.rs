@@ -1,27 +1,102 @@
 //! The tables `cfnet demo` prints: Routes (URL, Ready, reason, message), Services (ports, selector) and
-//! VirtualServices (hosts, gateway, path prefix → destination and weight). Deterministic: every list
-//! sorted by namespace and name.
+//! VirtualServices (hosts, gateway, path prefix → destination and weight) or, in gateway-api mode,
+//! HTTPRoutes (hostnames, parent, path prefix → backend and weight). Deterministic: every list sorted by
+//! namespace and name.
 
+use cfnet_api::gateway_api::HTTPRoute;
 use cfnet_api::{ConditionStatus, READY, Route, VirtualService};
 use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
 
+/// What routes to the Services: the VirtualServices (Istio mode) or the HTTPRoutes (gateway-api mode).
+pub enum Routing<'a> {
+    VirtualServices(&'a mut [VirtualService]),
+    HTTPRoutes(&'a mut [HTTPRoute]),
+}
+
 /// The three tables, deterministic: every list sorted by namespace and name.
-pub fn tables(
-    routes: &[Route],
-    services: &mut [Service],
-    virtual_services: &mut [VirtualService],
-) -> String {
+pub fn tables(routes: &[Route], services: &mut [Service], routing: Routing<'_>) -> String {
     services.sort_by_key(|s| (s.namespace(), s.name_any()));
-    virtual_services.sort_by_key(|v| (v.namespace(), v.name_any()));
     let mut out = String::new();
     out.push_str(&format!("\nRoutes ({})\n", routes.len()));
     out.push_str(&routes_table(routes));
     out.push_str(&format!("\nServices ({})\n", services.len()));
     out.push_str(&services_table(services));
-    out.push_str(&format!("\nVirtualServices ({})\n", virtual_services.len()));
-    out.push_str(&virtual_services_table(virtual_services));
+    match routing {
+        Routing::VirtualServices(virtual_services) => {
+            virtual_services.sort_by_key(|v| (v.namespace(), v.name_any()));
+            out.push_str(&format!("\nVirtualServices ({})\n", virtual_services.len()));
+            out.push_str(&virtual_services_table(virtual_services));
+        }
+        Routing::HTTPRoutes(http_routes) => {
+            http_routes.sort_by_key(|v| (v.namespace(), v.name_any()));
+            out.push_str(&format!("\nHTTPRoutes ({})\n", http_routes.len()));
+            out.push_str(&http_routes_table(http_routes));
+        }
+    }
     out
+}
+
+fn http_routes_table(http_routes: &[HTTPRoute]) -> String {
+    let mut rows = Vec::new();
+    for hr in http_routes {
+        let lines: Vec<String> = hr
+            .spec
+            .rules
+            .iter()
+            .map(|rule| {
+                let path = rule
+                    .matches
+                    .first()
+                    .and_then(|m| m.path.as_ref()?.value.clone())
+                    .unwrap_or_else(|| "/".to_string());
+                let backends = rule
+                    .backend_refs
+                    .iter()
+                    .map(|b| format!("{} {}", b.name, b.weight.unwrap_or(1)))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                format!("{path} -> {backends}")
+            })
+            .collect();
+        let parents = hr
+            .spec
+            .parent_refs
+            .iter()
+            .map(|p| match &p.namespace {
+                Some(ns) => format!("{ns}/{}", p.name),
+                None => p.name.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut lines = lines.into_iter();
+        rows.push(vec![
+            hr.namespace().unwrap_or_default(),
+            hr.name_any(),
+            hr.spec.hostnames.join(","),
+            parents,
+            lines.next().unwrap_or_default(),
+        ]);
+        for more in lines {
+            rows.push(vec![
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                more,
+            ]);
+        }
+    }
+    table(
+        &[
+            "NAMESPACE",
+            "NAME",
+            "HOSTNAMES",
+            "PARENTS",
+            "RULES (PATH PREFIX -> BACKEND WEIGHT)",
+        ],
+        &rows,
+    )
 }
 
 fn routes_table(routes: &[Route]) -> String {

@@ -1,7 +1,8 @@
 //! `cfnet demo`, the README's main command, run as the built binary from the repository root against a
 //! real etcd + kube-apiserver: every example Route is applied and reported with its Ready condition, the
-//! Services and VirtualServices listed are exactly those `cfnet render` derives from the same files, and
-//! nothing is left running afterwards — with `--exit-when-ready` and on Ctrl-C (SIGINT).
+//! Services and VirtualServices (with `--routing-api gateway-api`: HTTPRoutes) listed are exactly those
+//! `cfnet render` derives from the same files, and nothing is left running afterwards — with
+//! `--exit-when-ready` and on Ctrl-C (SIGINT).
 //! Fails (never skips) when etcd/kube-apiserver cannot be installed or started.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails where its setup does
 
@@ -66,15 +67,18 @@ fn example_routes() -> BTreeSet<(String, String)> {
     routes
 }
 
-/// What `cfnet render` derives from the examples: Service names, VirtualService names, and the problem
-/// message of every invalid route (`namespace/name` → message).
+/// What `cfnet render` derives from the examples: Service names, VirtualService (or HTTPRoute) names, and
+/// the problem message of every route that is not programmed (`namespace/name` → message).
 struct Rendered {
     services: BTreeSet<(String, String)>,
     virtual_services: BTreeSet<(String, String)>,
     problems: BTreeMap<String, String>,
 }
 
-fn render_examples() -> Rendered {
+const ISTIO: &str = "istio";
+const GATEWAY_API: &str = "gateway-api";
+
+fn render_examples(routing_api: &str) -> Rendered {
     let mut rendered = Rendered {
         services: BTreeSet::new(),
         virtual_services: BTreeSet::new(),
@@ -82,7 +86,7 @@ fn render_examples() -> Rendered {
     };
     for file in example_files() {
         let out = Command::new(CFNET)
-            .args(["render", "-o", "json", "-f"])
+            .args(["render", "-o", "json", "--routing-api", routing_api, "-f"])
             .arg(&file)
             .env("ISTIO_GATEWAY_NAME", "cf-system/istio-ingressgateway")
             .output()
@@ -101,7 +105,7 @@ fn render_examples() -> Rendered {
             );
             match item["kind"].as_str().unwrap() {
                 "Service" => rendered.services.insert(id),
-                "VirtualService" => rendered.virtual_services.insert(id),
+                "VirtualService" | "HTTPRoute" => rendered.virtual_services.insert(id),
                 other => panic!("unexpected kind {other}"),
             };
         }
@@ -148,9 +152,9 @@ fn names(rows: &[&str]) -> BTreeSet<(String, String)> {
         .collect()
 }
 
-fn check_tables(output: &str) {
+fn check_tables(output: &str, routing_api: &str) {
     let expected_routes = example_routes();
-    let rendered = render_examples();
+    let rendered = render_examples(routing_api);
 
     let route_rows = table_rows(output, "Routes");
     assert_eq!(
@@ -164,10 +168,17 @@ fn check_tables(output: &str) {
         let (ready, reason) = (cells[3], cells[4]);
         match rendered.problems.get(&id) {
             Some(message) => {
+                // Internal routes cannot be expressed in gateway-api mode.
+                let expected =
+                    if routing_api == GATEWAY_API && message.starts_with("internal routes") {
+                        "Unsupported"
+                    } else {
+                        "Invalid"
+                    };
                 assert_eq!(
                     (ready, reason),
-                    ("False", "Invalid"),
-                    "{id} is invalid:\n{output}"
+                    ("False", expected),
+                    "{id} is not programmed:\n{output}"
                 );
                 assert!(
                     row.contains(message.as_str()),
@@ -186,10 +197,16 @@ fn check_tables(output: &str) {
         rendered.services,
         "the Services are those `cfnet render` derives:\n{output}"
     );
+    let table = if routing_api == GATEWAY_API {
+        "HTTPRoutes"
+    } else {
+        "VirtualServices"
+    };
+    assert!(!rendered.virtual_services.is_empty());
     assert_eq!(
-        names(&table_rows(output, "VirtualServices")),
+        names(&table_rows(output, table)),
         rendered.virtual_services,
-        "the VirtualServices are those `cfnet render` derives:\n{output}"
+        "the {table} are those `cfnet render` derives:\n{output}"
     );
 }
 
@@ -204,13 +221,25 @@ fn state_dir() -> (tempfile::TempDir, PathBuf) {
 
 #[test]
 fn demo_exit_when_ready_reports_every_example_and_stops_everything() {
+    demo_exit_when_ready(&[], ISTIO);
+}
+
+/// `--routing-api gateway-api`: the Gateway API CRDs are installed and the HTTPRoutes listed.
+#[test]
+fn demo_in_gateway_api_mode_lists_http_routes() {
+    demo_exit_when_ready(&["--routing-api", GATEWAY_API], GATEWAY_API);
+}
+
+fn demo_exit_when_ready(extra: &[&str], routing_api: &str) {
     let (_dir, state) = state_dir();
     // From the repository root without --examples: exactly the README's command.
     let out = Command::new(CFNET)
         .args(["demo", "--exit-when-ready", "--state-dir"])
         .arg(&state)
+        .args(extra)
         .current_dir(repo_root())
         .env_remove("ISTIO_GATEWAY_NAME")
+        .env_remove("CFNET_ROUTING_API")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -220,7 +249,7 @@ fn demo_exit_when_ready_reports_every_example_and_stops_everything() {
         "cfnet demo failed: {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
         out.status
     );
-    check_tables(&stdout);
+    check_tables(&stdout, routing_api);
     assert!(
         stderr.contains("controller, kube-apiserver and etcd stopped"),
         "{stderr}"
@@ -263,6 +292,7 @@ fn demo_runs_until_sigint_then_stops_everything() {
             .arg(&state)
             .current_dir(repo_root())
             .env_remove("ISTIO_GATEWAY_NAME")
+            .env_remove("CFNET_ROUTING_API")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -284,7 +314,7 @@ fn demo_runs_until_sigint_then_stops_everything() {
 
     // Start-up may include installing the binaries on a fresh machine.
     let output = read_until_ready(&rx, &mut demo.0, Duration::from_secs(300));
-    check_tables(&output);
+    check_tables(&output, ISTIO);
     let kubectl = format!(
         "KUBECONFIG={} kubectl get routes -A",
         state.join("kubeconfig").display()
@@ -401,7 +431,7 @@ fn demo_istiod_prints_the_gateway_envoy_routes_and_stops_everything() {
         out.status
     );
     // The demo's own tables are unchanged by --istiod.
-    check_tables(&stdout);
+    check_tables(&stdout, ISTIO);
 
     // Then the gateway's Envoy routes: a row `http.8080 <vhost> <domains> prefix <path> <clusters> <vs>` for
     // every programmed external example.
@@ -418,7 +448,7 @@ fn demo_istiod_prints_the_gateway_envoy_routes_and_stops_everything() {
         .take_while(|l| !l.trim().is_empty())
         .map(|l| l.split_whitespace().collect())
         .collect();
-    let expected = gateway_routes_of_examples(&render_examples().problems);
+    let expected = gateway_routes_of_examples(&render_examples(ISTIO).problems);
     assert!(expected.len() >= 5, "{expected:?}");
     for (fqdn, path) in &expected {
         assert!(

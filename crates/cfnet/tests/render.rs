@@ -17,6 +17,8 @@ fn render(args: &[&str]) -> String {
         .args(args)
         .current_dir(repo())
         .env_remove("ISTIO_GATEWAY_NAME")
+        .env_remove("CFNET_ROUTING_API")
+        .env_remove("CFNET_GATEWAY_API_PARENT")
         .stdin(Stdio::null())
         .output()
         .expect("run cfnet");
@@ -82,4 +84,38 @@ golden!(
     "istio-system/my-gateway",
     "-o",
     "json"
+);
+
+// Gateway API mode (docs/gateway-api.md): the same Services, HTTPRoutes instead of VirtualServices.
+golden!(
+    context_paths_gateway_api_yaml,
+    "-f",
+    "examples/context-paths.yaml",
+    "--routing-api",
+    "gateway-api"
+);
+golden!(
+    weighted_split_gateway_api_parent_json,
+    "-f",
+    "examples/weighted-split.yaml",
+    "--routing-api",
+    "gateway-api",
+    "--gateway-api-parent",
+    "infra/edge",
+    "-o",
+    "json"
+);
+golden!(
+    internal_route_gateway_api_yaml,
+    "-f",
+    "examples/internal-route.yaml",
+    "--routing-api",
+    "gateway-api"
+);
+golden!(
+    unknown_routing_api,
+    "-f",
+    "examples/single-destination.yaml",
+    "--routing-api",
+    "nginx"
 );

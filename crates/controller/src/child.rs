@@ -2,9 +2,11 @@
 //! (the [`Child`] trait), what the index keeps of one ([`Cached`]), whether we own it, and whether a
 //! server-side apply of the desired object would change it. Pure functions, unit tested.
 //!
-//! Everything that differs between kinds is in the trait impl (service.rs, virtual_service.rs); the
+//! Everything that differs between kinds is in the trait impl (service.rs, virtual_service.rs,
+//! http_route.rs); the
 //! index, the plan and the writes are generic over it. docs/architecture.md shows what a third kind takes.
 
+mod http_route;
 mod service;
 mod virtual_service;
 
@@ -27,7 +29,7 @@ use crate::index::{ChildStore, Index};
 /// A kind of object cfnet writes for an FQDN. `Self` is the object as the translation builds it; the
 /// API serves it as [`Child::Object`].
 pub(crate) trait Child:
-    Resource + Serialize + Clone + Debug + Send + Sync + 'static
+    Resource<DynamicType = ()> + Serialize + Clone + Debug + Send + Sync + 'static
 {
     /// The kind's name in logs, metrics, Events and status messages.
     const KIND: &'static str;
@@ -62,6 +64,43 @@ pub(crate) trait Child:
     fn store_mut(index: &mut Index) -> &mut ChildStore<Self>;
     /// The FQDN keys an event on an object concerns besides the one its annotation names.
     fn related_keys(index: &Index, meta: &ChildMeta, out: &mut BTreeSet<FqdnKey>);
+    /// What the implementations report on the object, for the Route's Ready condition (HTTPRoutes: their
+    /// status per parent); `None` for kinds whose status cfnet does not read.
+    fn reports(_object: &Self::Object) -> Option<Box<[ParentReport]>> {
+        None
+    }
+}
+
+/// One implementation's report on a child for one parent (an HTTPRoute's `status.parents[]` entry),
+/// reduced to what the Route's Ready condition needs. Conditions observed for an older generation of
+/// the child are left out: they speak of a spec that is no longer there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParentReport {
+    /// The parentRef as reported, its defaults filled in (`group`, `kind`, the child's namespace).
+    pub parent: ParentId,
+    /// e.g. `istio.io/gateway-controller`.
+    pub controller: String,
+    /// `Accepted` and `ResolvedRefs`, when reported for the current generation: (status, reason,
+    /// message), in that order.
+    pub accepted: Option<ConditionReport>,
+    pub resolved_refs: Option<ConditionReport>,
+}
+
+/// A parent reference with its defaults filled in: group, kind, namespace, name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ParentId {
+    pub group: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+/// One condition of a report: its status (`True`, `False`, `Unknown`), reason and message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConditionReport {
+    pub status: String,
+    pub reason: String,
+    pub message: String,
 }
 
 fn is_route_ref(r: &OwnerReference) -> bool {
@@ -214,6 +253,8 @@ fn digest<C: Child>(meta: &ObjectMeta, spec: Value) -> [u8; 32] {
 pub struct Cached<C> {
     pub meta: ChildMeta,
     digest: [u8; 32],
+    /// [`Child::reports`] of the object as served.
+    pub reports: Option<Box<[ParentReport]>>,
     kind: std::marker::PhantomData<fn() -> C>,
 }
 
@@ -222,6 +263,7 @@ impl<C: Child> Cached<C> {
     pub fn new(mut object: C::Object) -> Self {
         Cached {
             digest: digest::<C>(object.meta(), C::served_spec(&object)),
+            reports: C::reports(&object),
             meta: ChildMeta::new(std::mem::take(object.meta_mut()), C::FQDN_ANNOTATION),
             kind: std::marker::PhantomData,
         }

@@ -1,9 +1,13 @@
 //! The controller's configuration, compatible with the Go routecontroller's deployment (reference §2.1):
 //! env `ISTIO_GATEWAY_NAME`, `LEADER_ELECTION_NAMESPACE`, `RESYNC_INTERVAL`, flags `--metrics-addr`,
 //! `--enable-leader-election`. Parsing lives here (not in the binary) so that it is unit tested.
+//! Beyond upstream: the routing API (`--routing-api istio|gateway-api`, env `CFNET_ROUTING_API`) and the
+//! Gateway API parent (`--gateway-api-parent NS/NAME`, env `CFNET_GATEWAY_API_PARENT`), docs/gateway-api.md.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
+
+use cfnet_translate::{GatewayRef, RoutingApi};
 
 /// Name of the Lease (and upstream's ConfigMap lock) the replicas elect a leader with.
 pub const LEASE_NAME: &str = "cf-k8s-networking-routecontroller";
@@ -13,8 +17,12 @@ pub const DEFAULT_RESYNC_INTERVAL: Duration = Duration::from_secs(30);
 /// Everything `run` needs besides a client.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// `ISTIO_GATEWAY_NAME`: the gateway external routes are bound to.
+    /// `ISTIO_GATEWAY_NAME`: the gateway external routes are bound to (Istio mode).
     pub gateway: String,
+    /// Which API the routes are programmed into; `Istio` (the default) is upstream's contract.
+    pub routing_api: RoutingApi,
+    /// The Gateway API Gateway the HTTPRoutes attach to in gateway-api mode.
+    pub gateway_api_parent: GatewayRef,
     /// Every key is reconciled again after this long, as a backstop to the watches.
     pub resync_interval: Duration,
     /// Only these namespaces are watched; empty = all namespaces.
@@ -34,6 +42,8 @@ impl Config {
     pub fn new(gateway: impl Into<String>) -> Self {
         Config {
             gateway: gateway.into(),
+            routing_api: RoutingApi::Istio,
+            gateway_api_parent: GatewayRef::default(),
             resync_interval: DEFAULT_RESYNC_INTERVAL,
             namespaces: Vec::new(),
             leader_election: None,
@@ -105,13 +115,20 @@ impl EnvConfig {
     /// gateway, leader-election namespace, resync.
     ///
     /// Unlike upstream, `LEADER_ELECTION_NAMESPACE` is required only when `leader_election` is on: the Go
-    /// controller demanded it even when it never elected a leader (reference §6 limitation 7).
+    /// controller demanded it even when it never elected a leader (reference §6 limitation 7). And
+    /// `ISTIO_GATEWAY_NAME` is required only in Istio mode: the gateway-api mode attaches to the Gateway
+    /// API parent instead (and programs no internal route, the mesh gateway's).
     pub fn from_lookup(
         lookup: impl Fn(&str) -> Option<String>,
         leader_election: bool,
+        routing_api: RoutingApi,
     ) -> Result<Self, ConfigError> {
         // Upstream accepted an empty gateway name as long as the variable existed.
-        let gateway = lookup("ISTIO_GATEWAY_NAME").ok_or(ConfigError::GatewayMissing)?;
+        let gateway = match (lookup("ISTIO_GATEWAY_NAME"), routing_api) {
+            (Some(g), _) => g,
+            (None, RoutingApi::GatewayApi) => String::new(),
+            (None, RoutingApi::Istio) => return Err(ConfigError::GatewayMissing),
+        };
         let leader_election_namespace = lookup("LEADER_ELECTION_NAMESPACE");
         if leader_election
             && leader_election_namespace
@@ -201,6 +218,7 @@ mod tests {
                 ("LEADER_ELECTION_NAMESPACE", "my-good-namespace"),
             ]),
             true,
+            RoutingApi::Istio,
         )
         .unwrap();
         assert_eq!(cfg.gateway, "some-gateway");
@@ -219,6 +237,7 @@ mod tests {
                 ("LEADER_ELECTION_NAMESPACE", "ns"),
             ]),
             true,
+            RoutingApi::Istio,
         )
         .unwrap_err();
         assert_eq!(err, ConfigError::GatewayMissing);
@@ -231,25 +250,49 @@ mod tests {
     #[test]
     fn c3_leader_election_namespace_is_required_only_with_leader_election() {
         let vars = [("ISTIO_GATEWAY_NAME", "g"), ("RESYNC_INTERVAL", "15")];
-        let err = EnvConfig::from_lookup(env(&vars), true).unwrap_err();
+        let err = EnvConfig::from_lookup(env(&vars), true, RoutingApi::Istio).unwrap_err();
         assert!(
             err.to_string()
                 .starts_with("LEADER_ELECTION_NAMESPACE not configured")
         );
-        let cfg = EnvConfig::from_lookup(env(&vars), false).unwrap();
+        let cfg = EnvConfig::from_lookup(env(&vars), false, RoutingApi::Istio).unwrap();
         assert_eq!(cfg.leader_election_namespace, None);
     }
 
     #[test]
     fn c4_resync_defaults_to_30_seconds() {
-        let cfg = EnvConfig::from_lookup(env(&[("ISTIO_GATEWAY_NAME", "g")]), false).unwrap();
+        let cfg = EnvConfig::from_lookup(
+            env(&[("ISTIO_GATEWAY_NAME", "g")]),
+            false,
+            RoutingApi::Istio,
+        )
+        .unwrap();
         assert_eq!(cfg.resync_interval, Duration::from_secs(30));
     }
 
     #[test]
     fn empty_gateway_is_accepted_like_upstream() {
-        let cfg = EnvConfig::from_lookup(env(&[("ISTIO_GATEWAY_NAME", "")]), false).unwrap();
+        let cfg =
+            EnvConfig::from_lookup(env(&[("ISTIO_GATEWAY_NAME", "")]), false, RoutingApi::Istio)
+                .unwrap();
         assert_eq!(cfg.gateway, "");
+    }
+
+    #[test]
+    fn the_istio_gateway_is_required_only_in_istio_mode() {
+        let cfg = EnvConfig::from_lookup(env(&[]), false, RoutingApi::GatewayApi).unwrap();
+        assert_eq!(cfg.gateway, "");
+        assert_eq!(
+            EnvConfig::from_lookup(env(&[]), false, RoutingApi::Istio).unwrap_err(),
+            ConfigError::GatewayMissing
+        );
+        let cfg = EnvConfig::from_lookup(
+            env(&[("ISTIO_GATEWAY_NAME", "g")]),
+            false,
+            RoutingApi::GatewayApi,
+        )
+        .unwrap();
+        assert_eq!(cfg.gateway, "g");
     }
 
     #[test]

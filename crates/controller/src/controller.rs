@@ -22,7 +22,7 @@ use crate::queue::WorkQueue;
 use crate::reconcile::Reconciler;
 use crate::watch::{Feed, SyncTracker};
 use crate::worker::{Signals, work};
-use crate::{leader, server, watch};
+use crate::{discovery, leader, server, watch};
 
 /// How long a shutdown waits for in-flight reconciles (SIGTERM: exit within 10 s).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
@@ -62,7 +62,7 @@ impl Controller {
         Arc::clone(&self.metrics)
     }
 
-    /// Turns true once Routes, Services and VirtualServices are listed.
+    /// Turns true once Routes, Services and the routing kind (VirtualServices or HTTPRoutes) are listed.
     pub fn ready(&self) -> channel::Receiver<bool> {
         self.ready_tx.subscribe()
     }
@@ -111,7 +111,8 @@ impl Controller {
             ));
         }
         let config = &self.config;
-        info!(gateway = %config.gateway, resync = ?config.resync_interval,
+        info!(gateway = %config.gateway, routing_api = %config.routing_api,
+              gateway_api_parent = %config.gateway_api_parent, resync = ?config.resync_interval,
               namespaces = ?config.namespaces, leader_election = config.leader_election.is_some(),
               "RouteController started");
 
@@ -173,7 +174,14 @@ impl Controller {
             metrics: Arc::clone(&self.metrics),
             sync: SyncTracker::new(scopes.len() * watch::KINDS, self.ready_tx.clone()),
         });
-        watch::spawn(&self.client, &scopes, &feed)
+        let mut watches = watch::spawn(&self.client, &scopes, &feed, self.config.routing_api);
+        watches.spawn(discovery::watch_routing_kinds(
+            self.client.clone(),
+            scopes,
+            feed,
+            self.config.routing_api,
+        ));
+        watches
     }
 
     fn reconciler(&self, index: &Arc<RwLock<Index>>) -> Reconciler {
@@ -186,7 +194,8 @@ impl Controller {
             index: Arc::clone(index),
             settings: Settings {
                 gateway: self.config.gateway.clone(),
-                ..Default::default()
+                routing_api: self.config.routing_api,
+                gateway_api_parent: self.config.gateway_api_parent.clone(),
             },
             writer: Writer {
                 client: self.client.clone(),

@@ -15,6 +15,7 @@ mod fields;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Debug;
 
+use cfnet_api::gateway_api::HTTPRoute;
 use cfnet_api::{Condition, FIELD_MANAGER, FINALIZER, READY, Route, VirtualService};
 use cfnet_translate::{FqdnKey, Settings};
 use chrono::{DateTime, Utc};
@@ -39,8 +40,9 @@ const LIST_PAGE_SIZE: u32 = 100;
 /// What to compare the cluster with.
 #[derive(Clone, Debug, Default)]
 pub struct DiffOptions {
-    /// `ISTIO_GATEWAY_NAME`: the gateway external routes are bound to, as the controller is configured.
-    pub gateway: String,
+    /// The translation's settings as the controller is configured: `ISTIO_GATEWAY_NAME`, the routing API
+    /// and the Gateway API parent.
+    pub settings: Settings,
     /// Only this namespace (the controller's `--namespace`); `None`: all namespaces.
     pub namespace: Option<String>,
     /// Routes to compare instead of the live ones (`-f`): each replaces the live Route of its
@@ -152,6 +154,7 @@ struct Served {
     routes: HashMap<ObjId, Route>,
     services: HashMap<ObjId, Service>,
     virtual_services: HashMap<ObjId, <VirtualService as Child>::Object>,
+    http_routes: HashMap<ObjId, <HTTPRoute as Child>::Object>,
 }
 
 /// What the controller would change, given `client`'s view of the cluster. Reads only: lists, and the
@@ -170,13 +173,8 @@ pub async fn diff(client: &Client, options: &DiffOptions) -> Result<Diff, DiffEr
         scope,
     )
     .await?;
-    let virtual_services = list(
-        VirtualService::api(client.clone(), scope),
-        VirtualService::WATCH_LABEL,
-        VirtualService::KIND,
-        scope,
-    )
-    .await?;
+    let virtual_services = list_if_served::<VirtualService>(client, scope).await?;
+    let http_routes = list_if_served::<HTTPRoute>(client, scope).await?;
 
     let mut index = Index::default();
     index.replace_routes(
@@ -187,31 +185,71 @@ pub async fn diff(client: &Client, options: &DiffOptions) -> Result<Diff, DiffEr
             .collect(),
     );
     index.replace_children::<Service>(scope, services.iter().cloned().map(Cached::new).collect());
-    index.replace_children::<VirtualService>(
-        scope,
-        virtual_services.iter().cloned().map(Cached::new).collect(),
-    );
+    if let Some(listed) = &virtual_services {
+        index.replace_children::<VirtualService>(
+            scope,
+            listed.iter().cloned().map(Cached::new).collect(),
+        );
+    }
+    if let Some(listed) = &http_routes {
+        index.replace_children::<HTTPRoute>(
+            scope,
+            listed.iter().cloned().map(Cached::new).collect(),
+        );
+    }
+    index.http_routes_served = http_routes.is_some();
     let served = Served {
         routes: by_id(routes),
         services: by_id(services),
-        virtual_services: by_id(virtual_services),
+        virtual_services: by_id(virtual_services.unwrap_or_default()),
+        http_routes: by_id(http_routes.unwrap_or_default()),
     };
     let keys = match &options.routes {
         None => index.all_keys(),
         Some(files) => apply_files(&mut index, files, &served.routes, scope)?,
     };
-    let settings = Settings {
-        gateway: options.gateway.clone(),
-        ..Default::default()
-    };
+    let settings = &options.settings;
     let now = Utc::now();
     let mut changes = BTreeMap::new();
     for key in &keys {
-        diff_key(client, &index, &settings, key, &served, now, &mut changes).await?;
+        diff_key(client, &index, settings, key, &served, now, &mut changes).await?;
     }
     Ok(Diff {
         changes: changes.into_values().collect(),
     })
+}
+
+fn scope_text(scope: Option<&str>) -> String {
+    scope.map_or_else(
+        || "in all namespaces".into(),
+        |ns| format!("in namespace {ns}"),
+    )
+}
+
+/// The children of kind `C` in scope, or `None` when the API server does not serve the kind (its CRDs are
+/// not installed): then the controller would not watch it either.
+async fn list_if_served<C: Child>(
+    client: &Client,
+    scope: Option<&str>,
+) -> Result<Option<Vec<C::Object>>, DiffError> {
+    let served = crate::discovery::serves::<C>(client)
+        .await
+        .map_err(|source| DiffError::List {
+            kind: C::KIND,
+            scope: scope_text(scope),
+            source: Box::new(source),
+        })?;
+    if !served {
+        return Ok(None);
+    }
+    list(
+        C::api(client.clone(), scope),
+        C::WATCH_LABEL,
+        C::KIND,
+        scope,
+    )
+    .await
+    .map(Some)
 }
 
 fn by_id<K: ResourceExt>(objects: Vec<K>) -> HashMap<ObjId, K> {
@@ -236,10 +274,7 @@ where
     loop {
         let page = api.list(&params).await.map_err(|source| DiffError::List {
             kind,
-            scope: scope.map_or_else(
-                || "in all namespaces".into(),
-                |ns| format!("in namespace {ns}"),
-            ),
+            scope: scope_text(scope),
             source: Box::new(source),
         })?;
         all.extend(page.items);
@@ -304,13 +339,20 @@ async fn diff_key(
     let routes = index.routes(key);
     let translation = translate(key, &routes, index, settings);
     let snapshot = index.snapshot(key, &translation);
-    let mut plan = plan(key, &routes, &translation, &snapshot);
+    let mut plan = plan(key, &routes, &translation, &snapshot, settings.routing_api);
     let mut found = Vec::new();
     child_changes(client, &mut plan.services, &served.services, &mut found).await?;
     child_changes(
         client,
         &mut plan.virtual_services,
         &served.virtual_services,
+        &mut found,
+    )
+    .await?;
+    child_changes(
+        client,
+        &mut plan.http_routes,
+        &served.http_routes,
         &mut found,
     )
     .await?;
@@ -381,6 +423,14 @@ async fn child_changes<C: Child>(
         };
         match (next, current) {
             (Action::Unchanged | Action::Lookup, _) => {}
+            (Action::Unserved, _) => {
+                let mut c = change(ChangeAction::Refuse, C::KIND, meta);
+                c.message = Some(format!(
+                    "the API server does not serve {}s: the controller cannot write it until their CRDs are installed",
+                    C::KIND
+                ));
+                out.push(c);
+            }
             (Action::Foreign, _) => {
                 step.outcome = Outcome::Foreign;
                 let owners: Vec<&str> = owner_route_names(meta).collect();

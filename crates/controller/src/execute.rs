@@ -10,6 +10,7 @@
 use std::sync::{Arc, RwLock};
 
 use cfnet_api::{Condition, FIELD_MANAGER, FINALIZER, Route};
+use cfnet_translate::RoutingApi;
 use chrono::{DateTime, Utc};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -104,8 +105,24 @@ impl<'w> Execution<'w> {
         }
         self.children(&mut plan.services).await?;
         self.children(&mut plan.virtual_services).await?;
-        // What routes to the Services goes before them.
-        self.prune(&plan.virtual_services).await?;
+        self.children(&mut plan.http_routes).await?;
+        // What routes to the Services goes before them; the other routing mode's children only once
+        // this mode's are all in place (a mode switch never leaves a route with neither).
+        let other_mode = plan.prune_other_mode();
+        match plan.routing_api {
+            RoutingApi::Istio => {
+                self.prune(&plan.virtual_services).await?;
+                if other_mode {
+                    self.prune(&plan.http_routes).await?;
+                }
+            }
+            RoutingApi::GatewayApi => {
+                self.prune(&plan.http_routes).await?;
+                if other_mode {
+                    self.prune(&plan.virtual_services).await?;
+                }
+            }
+        }
         self.prune(&plan.services).await?;
         for route in plan.release(self.failures.len()) {
             let r = self.writer.remove_finalizer(route).await;
@@ -130,7 +147,7 @@ impl<'w> Execution<'w> {
                 planned => planned,
             };
             match next {
-                Action::Unchanged | Action::Lookup => {}
+                Action::Unchanged | Action::Lookup | Action::Unserved => {}
                 Action::Foreign => step.outcome = Outcome::Foreign,
                 Action::Apply { create } => {
                     let r = self.writer.apply(step.desired, create).await;

@@ -1,13 +1,14 @@
-//! The RouteController: Routes → Services + Istio VirtualServices, on a real API server.
+//! The RouteController: Routes → Services + Istio VirtualServices (or Gateway API HTTPRoutes), on a real
+//! API server.
 //!
 //! Data flows one way (docs/architecture.md has the picture): watched objects (watch.rs) → in-memory
 //! index by (namespace, FQDN) (index/) → translation of the key's Routes (`cfnet_translate`) → a pure
 //! plan (plan.rs) → its execution, the only I/O (execute.rs) → the Ready condition of each Route
 //! (status.rs). The one back edge: execute.rs records what its writes returned with
 //! `Index::record_write`. The work item is the FQDN key (queue.rs), so bursts of events on one FQDN
-//! coalesce into one reconcile. Each kind of child (Service, VirtualService) is one impl of the `Child`
-//! trait (child/). `diff` runs the same translation and plan over listed objects without writing
-//! (`cfnet diff`).
+//! coalesce into one reconcile. Each kind of child (Service, VirtualService, HTTPRoute) is one impl of
+//! the `Child` trait (child/); discovery.rs starts the watches of the routing kinds the API serves. `diff`
+//! runs the same translation and plan over listed objects without writing (`cfnet diff`).
 //!
 //! ```no_run
 //! # async fn demo(client: kube::Client) -> Result<(), cfnet_controller::StartError> {
@@ -25,6 +26,7 @@ mod client;
 mod config;
 mod controller;
 pub mod diff;
+mod discovery;
 mod error;
 mod execute;
 mod index;

@@ -9,6 +9,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use cfnet_api::VirtualService;
+use cfnet_api::gateway_api::HTTPRoute;
 use k8s_openapi::api::core::v1::Service;
 
 use crate::child::Child;
@@ -189,7 +190,7 @@ impl Metrics {
         drop(reconcile_time.get_or_create(&ControllerLabels {
             controller: CONTROLLER,
         }));
-        for kind in [Service::KIND, VirtualService::KIND] {
+        for kind in [Service::KIND, VirtualService::KIND, HTTPRoute::KIND] {
             drop(managed_objects.get_or_create(&KindLabels { kind }));
         }
         Metrics {

@@ -6,14 +6,16 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
+use cfnet_api::gateway_api::HTTPRoute;
 use cfnet_api::{FINALIZER, Reason, Route, VirtualService};
+use cfnet_translate::gateway_api::match_key;
 use cfnet_translate::{
-    Claims, FqdnKey, FqdnTranslation, Settings, translate_fqdn, virtual_service_name,
+    Claims, FqdnKey, FqdnTranslation, RoutingApi, Settings, translate_fqdn, virtual_service_name,
 };
 use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
 
-use crate::child::{Cached, Child, needs_apply};
+use crate::child::{Cached, Child, ParentId, ParentReport, needs_apply};
 use crate::index::{Children, Snapshot};
 
 /// The translation of the key's live Routes (those not being deleted): what the cluster must hold.
@@ -42,6 +44,9 @@ pub(crate) enum Action {
     Lookup,
     /// An object that is not ours holds the name: leave it alone and report a Conflict.
     Foreign,
+    /// The API server does not serve the kind (its CRDs are not installed): no write, the owners are
+    /// told what to install. The discovery of controller.rs re-queues every key once it is served.
+    Unserved,
 }
 
 /// The action for `desired` given the object holding its name (`None`: none is known). `complete`: the
@@ -84,10 +89,26 @@ pub(crate) struct ChildPlan<'a, C> {
     pub prune: Vec<Arc<Cached<C>>>,
 }
 
+/// The message of an [`Action::Unserved`] step.
+fn unserved_message<C: Child>(desired: &C) -> String {
+    let meta = desired.meta();
+    format!(
+        "{} {}/{} cannot be written: the API server does not serve {} {}s; install the Gateway API \
+         standard CRDs (v1.5 or later, standard-install.yaml of a kubernetes-sigs/gateway-api release) \
+         or run cfnet with --routing-api istio",
+        C::KIND,
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default(),
+        C::api_version(&()),
+        C::KIND,
+    )
+}
+
 fn plan_children<'a, C: Child>(
     key: &FqdnKey,
     translation: &'a FqdnTranslation,
     cached: &Children<C>,
+    served: bool,
 ) -> ChildPlan<'a, C> {
     let desired = C::desired(translation);
     let complete = C::WATCH_LABEL.is_none();
@@ -95,9 +116,14 @@ fn plan_children<'a, C: Child>(
         .iter()
         .map(|d| {
             let current = d.meta().name.as_deref().and_then(|n| cached.get(n));
-            let action = action(d, current.map(Arc::as_ref), complete);
+            let action = if served {
+                action(d, current.map(Arc::as_ref), complete)
+            } else {
+                Action::Unserved
+            };
             let outcome = match action {
                 Action::Foreign => Outcome::Foreign,
+                Action::Unserved => Outcome::Failed(unserved_message(d)),
                 _ => Outcome::Ok,
             };
             Step {
@@ -145,6 +171,12 @@ pub(crate) struct Plan<'a> {
     pub add_finalizers: Vec<&'a Route>,
     pub services: ChildPlan<'a, Service>,
     pub virtual_services: ChildPlan<'a, VirtualService>,
+    pub http_routes: ChildPlan<'a, HTTPRoute>,
+    /// The routing API of this reconcile: its kind (VirtualService or HTTPRoute) is pruned as usual, the
+    /// other mode's only once this one's children are all written ([`Plan::prune_other_mode`]).
+    pub routing_api: RoutingApi,
+    /// The cached HTTPRoutes of the key, for what the implementations report on them ([`Plan::verdicts`]).
+    http_route_reports: Children<HTTPRoute>,
     /// Routes being deleted that hold our finalizer (invalid ones too: they never have children, so they
     /// are never stuck). See [`Plan::release`].
     release: Vec<&'a Route>,
@@ -163,6 +195,7 @@ pub(crate) fn plan<'a>(
     routes: &'a [Arc<Route>],
     translation: &'a FqdnTranslation,
     snapshot: &Snapshot,
+    routing_api: RoutingApi,
 ) -> Plan<'a> {
     let (live, deleting): (Vec<&Route>, Vec<&Route>) = routes
         .iter()
@@ -177,8 +210,16 @@ pub(crate) fn plan<'a>(
             .copied()
             .filter(|r| !holds_finalizer(r))
             .collect(),
-        services: plan_children(key, translation, &snapshot.services),
-        virtual_services: plan_children(key, translation, &snapshot.virtual_services),
+        services: plan_children(key, translation, &snapshot.services, true),
+        virtual_services: plan_children(key, translation, &snapshot.virtual_services, true),
+        http_routes: plan_children(
+            key,
+            translation,
+            &snapshot.http_routes,
+            snapshot.http_routes_served,
+        ),
+        routing_api,
+        http_route_reports: snapshot.http_routes.clone(),
         release: deleting
             .into_iter()
             .filter(|r| holds_finalizer(r))
@@ -192,6 +233,20 @@ impl<'a> Plan<'a> {
     /// failed (a failed prune would leave an orphan behind a Route that is gone).
     pub fn release(&self, failures: usize) -> &[&'a Route] {
         if failures == 0 { &self.release } else { &[] }
+    }
+
+    /// May the other routing mode's children of the key (HTTPRoutes in Istio mode, VirtualServices in
+    /// gateway-api mode, left by a mode switch) be pruned? Only once every child of this mode's kind is
+    /// in place — unchanged or written in this reconcile — so that a route never has neither: a failed,
+    /// unserved or foreign-held child of this mode keeps the other mode's until the next reconcile.
+    pub fn prune_other_mode(&self) -> bool {
+        fn all_ok<C>(plan: &ChildPlan<'_, C>) -> bool {
+            plan.steps.iter().all(|s| s.outcome == Outcome::Ok)
+        }
+        match self.routing_api {
+            RoutingApi::Istio => all_ok(&self.virtual_services),
+            RoutingApi::GatewayApi => all_ok(&self.http_routes),
+        }
     }
 
     /// The verdict on each live Route that has one, in name order: the translation's problem if it has
@@ -209,38 +264,155 @@ impl<'a> Plan<'a> {
         }
         child_verdicts(&self.services, ns, &mut found);
         child_verdicts(&self.virtual_services, ns, &mut found);
+        child_verdicts(&self.http_routes, ns, &mut found);
         let programmed: HashSet<&str> = self
             .translation
             .programmed
             .iter()
             .map(String::as_str)
             .collect();
-        let vs_name = virtual_service_name(&self.key.fqdn);
         self.live
             .iter()
             .filter_map(|route| {
                 let name = route.metadata.name.as_deref().unwrap_or_default();
                 let verdict = match found.remove(name) {
                     Some(v) => v,
-                    None if programmed.contains(name) => programmed_verdict(route, ns, &vs_name),
+                    None if programmed.contains(name) => self.programmed_verdict(route),
                     None => return None,
                 };
                 Some((*route, verdict))
             })
             .collect()
     }
+
+    fn programmed_verdict(&self, route: &Route) -> Verdict {
+        let ns = &*self.key.namespace;
+        let message = match self.routing_api {
+            RoutingApi::Istio => {
+                let vs_name = virtual_service_name(&self.key.fqdn);
+                // A route without destinations has no entry of its own (a lone one gets the placeholder
+                // that answers 503): say so instead of claiming it is routed.
+                if route.spec.destinations.is_empty() {
+                    format!(
+                        "no destinations: nothing is routed for {} until an app is mapped (VirtualService {ns}/{vs_name})",
+                        route.spec.url
+                    )
+                } else {
+                    format!("programmed in VirtualService {ns}/{vs_name}")
+                }
+            }
+            RoutingApi::GatewayApi => match self.http_route_of(route) {
+                // No rule: a request under the path gets 404 (or a shorter route of the FQDN).
+                None => format!(
+                    "no destinations: nothing is routed for {} until an app is mapped (no HTTPRoute rule; requests get 404)",
+                    route.spec.url
+                ),
+                Some(hr) => return self.http_route_verdict(hr),
+            },
+        };
+        Verdict {
+            reason: Reason::Programmed,
+            message,
+        }
+    }
+
+    /// The verdict on a route whose rule is in `hr`: what the implementation serving our parent reports
+    /// on it, when it reported on the spec as it stands (the step left it unchanged, and the conditions
+    /// are of its generation); else programmed, with nothing reported yet.
+    fn http_route_verdict(&self, hr: &HTTPRoute) -> Verdict {
+        let ns = &*self.key.namespace;
+        let name = hr.metadata.name.as_deref().unwrap_or_default();
+        let unchanged =
+            self.http_routes.steps.iter().any(|s| {
+                s.desired.metadata.name == hr.metadata.name && s.action == Action::Unchanged
+            });
+        let parent = hr.spec.parent_refs.first().map(|p| ParentId {
+            group: p
+                .group
+                .clone()
+                .unwrap_or_else(|| cfnet_api::gateway_api::GATEWAY_API_GROUP.into()),
+            kind: p.kind.clone().unwrap_or_else(|| "Gateway".into()),
+            namespace: p.namespace.clone().unwrap_or_else(|| ns.to_owned()),
+            name: p.name.clone(),
+        });
+        let reports: Vec<&ParentReport> = match (unchanged, &parent) {
+            (true, Some(parent)) => self
+                .http_route_reports
+                .get(name)
+                .and_then(|c| c.reports.as_deref())
+                .unwrap_or_default()
+                .iter()
+                .filter(|r| &r.parent == parent)
+                .collect(),
+            _ => Vec::new(),
+        };
+        http_route_verdict(ns, name, parent.as_ref(), &reports)
+    }
+
+    /// The desired HTTPRoute (shard) that holds `route`'s rule, if it has one.
+    fn http_route_of(&self, route: &Route) -> Option<&'a HTTPRoute> {
+        if route.spec.destinations.is_empty() {
+            return None;
+        }
+        let wanted = match_key(route.spec.path());
+        self.translation.http_routes.iter().find(|hr| {
+            hr.spec.rules.iter().any(|rule| {
+                let value = rule
+                    .matches
+                    .first()
+                    .and_then(|m| m.path.as_ref()?.value.as_deref())
+                    .unwrap_or("/");
+                match_key(value) == wanted
+            })
+        })
+    }
 }
 
-fn programmed_verdict(route: &Route, ns: &str, vs_name: &str) -> Verdict {
-    // A route without destinations has no entry of its own (a lone one gets the placeholder that answers
-    // 503): say so instead of claiming it is routed.
-    let message = if route.spec.destinations.is_empty() {
-        format!(
-            "no destinations: nothing is routed for {} until an app is mapped (VirtualService {ns}/{vs_name})",
-            route.spec.url
-        )
+/// The verdict for a programmed route whose rule is in HTTPRoute `ns`/`name`, given the reports of the
+/// implementations on it for its parent: Rejected with the implementation's reason and message when one
+/// says `Accepted` or `ResolvedRefs` is not True; Programmed otherwise, saying who accepted it.
+fn http_route_verdict(
+    ns: &str,
+    name: &str,
+    parent: Option<&ParentId>,
+    reports: &[&ParentReport],
+) -> Verdict {
+    let gateway = parent
+        .map(|p| format!("{} {}/{}", p.kind, p.namespace, p.name))
+        .unwrap_or_default();
+    for report in reports {
+        let failed = [
+            ("Accepted", &report.accepted),
+            ("ResolvedRefs", &report.resolved_refs),
+        ]
+        .into_iter()
+        .find_map(|(type_, c)| {
+            c.as_ref()
+                .filter(|c| c.status != "True")
+                .map(|c| (type_, c))
+        });
+        if let Some((type_, c)) = failed {
+            return Verdict {
+                reason: Reason::Rejected,
+                message: format!(
+                    "HTTPRoute {ns}/{name} is written, but {} reports {type_}={} for {gateway} ({}): {}",
+                    report.controller, c.status, c.reason, c.message
+                ),
+            };
+        }
+    }
+    let accepted_by: Vec<&str> = reports
+        .iter()
+        .filter(|r| r.accepted.is_some())
+        .map(|r| r.controller.as_str())
+        .collect();
+    let message = if accepted_by.is_empty() {
+        format!("programmed in HTTPRoute {ns}/{name}")
     } else {
-        format!("programmed in VirtualService {ns}/{vs_name}")
+        format!(
+            "programmed in HTTPRoute {ns}/{name}, accepted for {gateway} by {}",
+            accepted_by.join(", ")
+        )
     };
     Verdict {
         reason: Reason::Programmed,

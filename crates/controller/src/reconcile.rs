@@ -30,7 +30,13 @@ pub(crate) enum Reconciled {
 impl Reconciler {
     pub async fn reconcile(&self, key: &FqdnKey) -> Result<Reconciled, ReconcileError> {
         let (routes, translation, snapshot) = self.read(key);
-        let mut plan = plan(key, &routes, &translation, &snapshot);
+        let mut plan = plan(
+            key,
+            &routes,
+            &translation,
+            &snapshot,
+            self.settings.routing_api,
+        );
         let mut execution = Execution::new(&self.writer);
         // The one read of the clock: the transition time of every condition this reconcile writes.
         let now = chrono::Utc::now();

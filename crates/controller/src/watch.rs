@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use cfnet_api::{Route, VirtualService};
-use cfnet_translate::FqdnKey;
+use cfnet_translate::{FqdnKey, RoutingApi};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Service;
 use kube::api::Api;
@@ -32,38 +32,64 @@ use crate::queue::WorkQueue;
 /// lists (sendInitialEvents) measured the same but never finish on an API server without them.
 const LIST_PAGE_SIZE: u32 = 100;
 
-/// Watches per namespace scope: Routes and each kind of child ([`spawn`]).
+/// Watches per namespace scope that the controller's readiness waits for: Routes, Services and the
+/// routing mode's kind (VirtualServices or HTTPRoutes). The other mode's kind, watched where served so that
+/// a mode switch prunes its children, does not hold readiness (discovery.rs).
 pub(crate) const KINDS: usize = 3;
 
-/// Starts the watches of every scope (`None` = all namespaces): Routes, and each kind of child.
-pub(crate) fn spawn(client: &Client, scopes: &[Option<String>], feed: &Arc<Feed>) -> JoinSet<()> {
+/// Whether a watch's first list counts towards readiness ([`SyncTracker`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Gate {
+    Ready,
+    Not,
+}
+
+/// Starts the watches of every scope (`None` = all namespaces): Routes and Services, and in Istio mode
+/// VirtualServices. discovery.rs starts the HTTPRoutes' (and in gateway-api mode the VirtualServices')
+/// once it knows the API server serves them.
+pub(crate) fn spawn(
+    client: &Client,
+    scopes: &[Option<String>],
+    feed: &Arc<Feed>,
+    routing_api: RoutingApi,
+) -> JoinSet<()> {
     let mut tasks = JoinSet::new();
-    let cfg = watcher::Config::default().page_size(LIST_PAGE_SIZE);
     for scope in scopes {
         let routes: Api<Route> = match scope {
             None => Api::all(client.clone()),
             Some(ns) => Api::namespaced(client.clone(), ns),
         };
-        let stream = watcher(routes, cfg.clone()).default_backoff();
-        tasks.spawn(Arc::clone(feed).run::<Route>(stream, scope.clone()));
-        tasks.spawn(watch_child::<Service>(client, scope, &cfg, feed));
-        tasks.spawn(watch_child::<VirtualService>(client, scope, &cfg, feed));
+        let stream = watcher(routes, list_config()).default_backoff();
+        tasks.spawn(Arc::clone(feed).run::<Route>(stream, scope.clone(), Gate::Ready));
+        tasks.spawn(watch_child::<Service>(client, scope, feed, Gate::Ready));
+        if routing_api == RoutingApi::Istio {
+            tasks.spawn(watch_child::<VirtualService>(
+                client,
+                scope,
+                feed,
+                Gate::Ready,
+            ));
+        }
     }
     tasks
 }
 
-fn watch_child<C: Child>(
+fn list_config() -> watcher::Config {
+    watcher::Config::default().page_size(LIST_PAGE_SIZE)
+}
+
+pub(crate) fn watch_child<C: Child>(
     client: &Client,
     scope: &Option<String>,
-    cfg: &watcher::Config,
     feed: &Arc<Feed>,
+    gate: Gate,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     let api = C::api(client.clone(), scope.as_deref());
     let cfg = match C::WATCH_LABEL {
-        Some(label) => cfg.clone().labels(label),
-        None => cfg.clone(),
+        Some(label) => list_config().labels(label),
+        None => list_config(),
     };
-    Arc::clone(feed).run::<C>(watcher(api, cfg).default_backoff(), scope.clone())
+    Arc::clone(feed).run::<C>(watcher(api, cfg).default_backoff(), scope.clone(), gate)
 }
 
 /// A kind the index holds.
@@ -142,9 +168,9 @@ impl SyncTracker {
         })
     }
 
-    fn synced_one(&self) {
+    pub fn synced_one(&self) {
         if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
-            info!("caches synced: Routes, Services and VirtualServices listed");
+            info!("caches synced: Routes, Services and the routing kind listed");
             self.ready.send_replace(true);
         }
     }
@@ -176,6 +202,7 @@ impl Feed {
         self: Arc<Self>,
         stream: impl Stream<Item = Result<watcher::Event<K::Object>, watcher::Error>>,
         scope: Option<String>,
+        gate: Gate,
     ) {
         let mut stream = std::pin::pin!(stream);
         let mut buffer: Option<Vec<K::Cached>> = None;
@@ -202,7 +229,9 @@ impl Feed {
                     info!(kind = K::KIND, scope = %where_, count, "listed {}s", K::KIND);
                     if !listed {
                         listed = true;
-                        self.sync.synced_one();
+                        if gate == Gate::Ready {
+                            self.sync.synced_one();
+                        }
                     }
                     keys
                 }

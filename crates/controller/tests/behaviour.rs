@@ -1,5 +1,7 @@
 //! What cfnet does beyond upstream: drift repair by watch, isolation of an invalid route, foreign
-//! objects left alone, convergence after downtime, zero writes at steady state.
+//! objects left alone, convergence after downtime, zero writes at steady state. Each scenario runs in
+//! both routing modes (`<scenario>::istio`, `<scenario>::gateway_api`): the same Routes, observed as
+//! VirtualServices or as HTTPRoutes ([`Mode`]).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails where its setup does
 
 mod common;
@@ -15,6 +17,23 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 
 const HOST: &str = "hostname.apps.example.com";
+
+/// `scenario(Mode::Istio)` and `scenario(Mode::GatewayApi)` as the tests `scenario::istio` and
+/// `scenario::gateway_api`.
+macro_rules! in_both_modes {
+    ($scenario:ident) => {
+        mod $scenario {
+            #[tokio::test]
+            async fn istio() {
+                super::$scenario(super::Mode::Istio).await
+            }
+            #[tokio::test]
+            async fn gateway_api() {
+                super::$scenario(super::Mode::GatewayApi).await
+            }
+        }
+    };
+}
 
 fn one(name: &str, host: &str, path: &str, guid: &str) -> Route {
     route(
@@ -67,15 +86,19 @@ async fn selector_key_added_by_another_manager_is_removed(svcs: &Api<Service>) {
     .await;
 }
 
-/// Deleting the Service and the VirtualService: both are re-created by the watch.
-async fn deleted_children_come_back(client: &Client, ns: &str, expected_vs: &[serde_json::Value]) {
-    let vs_name = cfnet_translate::virtual_service_name(HOST);
+/// Deleting the Service and the VirtualService (HTTPRoute): both are re-created by the watch.
+async fn deleted_children_come_back(
+    mode: Mode,
+    client: &Client,
+    ns: &str,
+    expected_vs: &[serde_json::Value],
+) {
     Api::<Service>::namespaced(client.clone(), ns)
         .delete("s-d1", &DeleteParams::default())
         .await
         .expect("delete service");
-    vs_api(client, ns)
-        .delete(&vs_name, &DeleteParams::default())
+    mode.api(client, ns)
+        .delete(&mode.name(HOST), &DeleteParams::default())
         .await
         .expect("delete vs");
     eventually_eq(
@@ -89,40 +112,35 @@ async fn deleted_children_come_back(client: &Client, ns: &str, expected_vs: &[se
         "deleted vs restored",
         Duration::from_secs(10),
         expected_vs.to_vec(),
-        || virtual_services(client, ns),
+        || mode.observed(client, ns),
     )
     .await;
 }
 
-#[tokio::test]
-async fn drift_deleted_and_edited_children_are_restored_by_the_watch() {
+in_both_modes!(drift_deleted_and_edited_children_are_restored_by_the_watch);
+async fn drift_deleted_and_edited_children_are_restored_by_the_watch(mode: Mode) {
     let client = client().await;
     let ns = namespace(&client, "drift").await;
-    let c = Running::in_namespace(&client, &ns).await; // resync: 1 h
+    let c = mode.start(&client, &ns).await; // resync: 1 h
     apply(&client, &ns, &one("r1", "hostname", "/p", "d1")).await;
     eventually_eq("programmed", T, svc(&[("s-d1", 8080)]), || {
         services(&client, &ns)
     })
     .await;
-    let expected_vs = vec![vs(HOST, &[(&["/p"], &["s-d1"])])];
-    eventually_eq("vs", T, expected_vs.clone(), || {
-        virtual_services(&client, &ns)
-    })
-    .await;
+    let expected_vs = vec![mode.expected(HOST, &[(&["/p"], &["s-d1"])])];
+    eventually_eq("vs", T, expected_vs.clone(), || mode.observed(&client, &ns)).await;
 
     // Edit: another manager changes the port and the VirtualService's destination.
     let svcs: Api<Service> = Api::namespaced(client.clone(), &ns);
     svcs.patch("s-d1", &PatchParams::default(), &Patch::Merge(json!({"spec": {"ports": [{"name": "http", "port": 9999, "protocol": "TCP", "targetPort": 9999}]}})))
         .await
         .expect("edit service");
-    let vs_name = cfnet_translate::virtual_service_name(HOST);
-    vs_api(&client, &ns)
+    let vs_name = mode.name(HOST);
+    mode.api(&client, &ns)
         .patch(
             &vs_name,
             &PatchParams::default(),
-            &Patch::Merge(
-                json!({"spec": {"http": [{"route": [{"destination": {"host": "evil"}}]}]}}),
-            ),
+            &Patch::Merge(mode.hostile_edit()),
         )
         .await
         .expect("edit vs");
@@ -141,16 +159,16 @@ async fn drift_deleted_and_edited_children_are_restored_by_the_watch() {
         "edited vs restored",
         Duration::from_secs(10),
         expected_vs.clone(),
-        || virtual_services(&client, &ns),
+        || mode.observed(&client, &ns),
     )
     .await;
 
-    deleted_children_come_back(&client, &ns, &expected_vs).await;
+    deleted_children_come_back(mode, &client, &ns, &expected_vs).await;
     // Each reconcile that creates children tells the Route once, naming all of them (one event write,
     // not one per child).
     let created = (
         "Created".to_string(),
-        format!("created Service s-d1, VirtualService {vs_name}"),
+        format!("created Service s-d1, {} {vs_name}", mode.kind()),
     );
     eventually_eq(
         "one Created event naming both children",
@@ -176,19 +194,19 @@ fn two_destinations(name: &str, w1: i64, w2: i64) -> Route {
     )
 }
 
-#[tokio::test]
-async fn an_invalid_route_on_a_shared_fqdn_does_not_break_its_siblings() {
+in_both_modes!(an_invalid_route_on_a_shared_fqdn_does_not_break_its_siblings);
+async fn an_invalid_route_on_a_shared_fqdn_does_not_break_its_siblings(mode: Mode) {
     let client = client().await;
     let ns = namespace(&client, "invalid").await;
-    let c = Running::in_namespace(&client, &ns).await;
+    let c = mode.start(&client, &ns).await;
     apply(&client, &ns, &one("good", "hostname", "/good", "d-good")).await;
     let bad = two_destinations("bad", 50, 20);
     apply(&client, &ns, &bad).await;
     eventually_eq(
         "sibling keeps serving",
         T,
-        vec![vs(HOST, &[(&["/good"], &["s-d-good"])])],
-        || virtual_services(&client, &ns),
+        vec![mode.expected(HOST, &[(&["/good"], &["s-d-good"])])],
+        || mode.observed(&client, &ns),
     )
     .await;
     let (status, reason, message) = eventually("bad route reported", T, || async {
@@ -248,9 +266,9 @@ async fn an_invalid_route_on_a_shared_fqdn_does_not_break_its_siblings() {
     c.stop().await;
 }
 
-/// s-taken (labelled route_guid, so watched), s-quiet (unlabelled) and the VirtualService of
-/// other.apps.example.com, none owned by a Route; returns the VirtualService's name.
-async fn create_foreign_objects(client: &Client, ns: &str) -> String {
+/// s-taken (labelled route_guid, so watched), s-quiet (unlabelled) and the VirtualService (HTTPRoute)
+/// of other.apps.example.com, none owned by a Route; returns the VirtualService's (HTTPRoute's) name.
+async fn create_foreign_objects(mode: Mode, client: &Client, ns: &str) -> String {
     let svcs: Api<Service> = Api::namespaced(client.clone(), ns);
     let foreign_svc: Service = serde_json::from_value(json!({
         "metadata": {"name": "s-taken", "labels": {"cloudfoundry.org/route_guid": "someone-else"}},
@@ -267,27 +285,27 @@ async fn create_foreign_objects(client: &Client, ns: &str) -> String {
     svcs.create(&PostParams::default(), &unlabelled)
         .await
         .expect("unlabelled foreign service");
-    let vs_name = cfnet_translate::virtual_service_name("other.apps.example.com");
-    let foreign_vs: kube::api::DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "networking.istio.io/v1alpha3", "kind": "VirtualService",
-        "metadata": {"name": vs_name}, "spec": {"hosts": ["mine.example.org"], "http": [{"route": [{"destination": {"host": "x"}}]}]}
-    }))
-    .unwrap();
-    vs_api(client, ns)
-        .create(&PostParams::default(), &foreign_vs)
+    let vs_name = mode.name("other.apps.example.com");
+    mode.api(client, ns)
+        .create(&PostParams::default(), &mode.foreign(&vs_name))
         .await
         .expect("foreign vs");
     vs_name
 }
 
 /// The resourceVersions of the foreign objects: they must never change.
-async fn foreign_versions(client: &Client, ns: &str, vs_name: &str) -> [Option<String>; 3] {
+async fn foreign_versions(
+    mode: Mode,
+    client: &Client,
+    ns: &str,
+    vs_name: &str,
+) -> [Option<String>; 3] {
     let svcs: Api<Service> = Api::namespaced(client.clone(), ns);
     let version = |s: Service| s.metadata.resource_version;
     [
         version(svcs.get("s-taken").await.unwrap()),
         version(svcs.get("s-quiet").await.unwrap()),
-        vs_api(client, ns)
+        mode.api(client, ns)
             .get(vs_name)
             .await
             .unwrap()
@@ -296,16 +314,16 @@ async fn foreign_versions(client: &Client, ns: &str, vs_name: &str) -> [Option<S
     ]
 }
 
-#[tokio::test]
-async fn foreign_objects_holding_our_names_are_left_alone_and_reported() {
+in_both_modes!(foreign_objects_holding_our_names_are_left_alone_and_reported);
+async fn foreign_objects_holding_our_names_are_left_alone_and_reported(mode: Mode) {
     let client = client().await;
     let ns = namespace(&client, "foreign").await;
     // A Service and a VirtualService someone else made, with our names, before the routes exist.
-    let vs_name = create_foreign_objects(&client, &ns).await;
+    let vs_name = create_foreign_objects(mode, &client, &ns).await;
     let svcs: Api<Service> = Api::namespaced(client.clone(), &ns);
-    let before = foreign_versions(&client, &ns, &vs_name).await;
+    let before = foreign_versions(mode, &client, &ns, &vs_name).await;
 
-    let c = Running::in_namespace(&client, &ns).await;
+    let c = mode.start(&client, &ns).await;
     apply(&client, &ns, &one("wants-taken", "hostname", "/a", "taken")).await;
     apply(&client, &ns, &one("wants-quiet", "quiet", "", "quiet")).await;
     apply(&client, &ns, &one("wants-vs", "other", "", "fine")).await;
@@ -333,7 +351,7 @@ async fn foreign_objects_holding_our_names_are_left_alone_and_reported() {
         },
     )
     .await;
-    assert_eq!(foreign_versions(&client, &ns, &vs_name).await, before);
+    assert_eq!(foreign_versions(mode, &client, &ns, &vs_name).await, before);
 
     // Deleting a conflicting route does not delete the foreign objects either.
     delete_route(&client, &ns, "wants-taken").await;
@@ -346,7 +364,7 @@ async fn foreign_objects_holding_our_names_are_left_alone_and_reported() {
     .await;
     assert!(svcs.get_opt("s-taken").await.unwrap().is_some());
     assert!(
-        vs_api(&client, &ns)
+        mode.api(&client, &ns)
             .get_opt(&vs_name)
             .await
             .unwrap()
@@ -391,11 +409,11 @@ where
         .unwrap_or_default()
 }
 
-#[tokio::test]
-async fn stopped_controller_converges_after_500_creates_and_50_deletes() {
+in_both_modes!(stopped_controller_converges_after_500_creates_and_50_deletes);
+async fn stopped_controller_converges_after_500_creates_and_50_deletes(mode: Mode) {
     let client = client().await;
     let ns = namespace(&client, "restart").await;
-    let c = Running::in_namespace(&client, &ns).await;
+    let c = mode.start(&client, &ns).await;
     create_routes(&client, &ns, 0..100).await;
     let svcs: Api<Service> = Api::namespaced(client.clone(), &ns);
     eventually_eq(
@@ -422,11 +440,11 @@ async fn stopped_controller_converges_after_500_creates_and_50_deletes() {
         "deleted routes wait for the controller (finalizer)"
     );
 
-    let c = Running::in_namespace(&client, &ns).await;
+    let c = mode.start(&client, &ns).await;
     let expected_routes: BTreeSet<String> = (50..600).map(|i| format!("route-{i}")).collect();
     let expected_services: BTreeSet<String> = (50..600).map(|i| format!("s-d-{i}")).collect();
     let expected_vs: BTreeSet<String> = (50..600)
-        .map(|i| cfnet_translate::virtual_service_name(&format!("host-{i}.apps.example.com")))
+        .map(|i| mode.name(&format!("host-{i}.apps.example.com")))
         .collect();
     let long = Duration::from_secs(300);
     eventually_eq("no route stuck terminating", long, expected_routes, || {
@@ -440,9 +458,9 @@ async fn stopped_controller_converges_after_500_creates_and_50_deletes() {
         || names(&svcs),
     )
     .await;
-    let vss = vs_api(&client, &ns);
+    let vss = mode.api(&client, &ns);
     eventually_eq(
-        "virtual services converge, no orphans",
+        "virtual services (http routes) converge, no orphans",
         long,
         expected_vs,
         || names(&vss),
@@ -451,11 +469,11 @@ async fn stopped_controller_converges_after_500_creates_and_50_deletes() {
     c.stop().await;
 }
 
-#[tokio::test]
-async fn steady_state_with_1000_routes_makes_no_write_even_at_resync() {
+in_both_modes!(steady_state_with_1000_routes_makes_no_write_even_at_resync);
+async fn steady_state_with_1000_routes_makes_no_write_even_at_resync(mode: Mode) {
     let client = client().await;
     let ns = namespace(&client, "steady").await;
-    let mut cfg = config(&ns);
+    let mut cfg = mode.config(&ns);
     cfg.resync_interval = Duration::from_secs(20);
     let c = Running::start(client.clone(), cfg).await;
     create_routes(&client, &ns, 0..1000).await;

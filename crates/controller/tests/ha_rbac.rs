@@ -167,6 +167,7 @@ async fn controller_runs_under_the_charts_rbac() {
             "networking.cloudfoundry.org routes/status  [get,patch,update]",
             " services  [get,list,watch,create,patch,delete]",
             "networking.istio.io virtualservices  [get,list,watch,create,patch,delete]",
+            "gateway.networking.k8s.io httproutes  [get,list,watch,create,patch,delete]",
             " events  [create,patch]",
             "events.k8s.io events  [create,patch]",
         ]

@@ -167,7 +167,7 @@ fn route_changes_are_finalizers_and_the_ready_condition() {
     };
     let translation = translate(&key, &routes, &ClaimIndex::default(), &settings);
     let snapshot = crate::index::Snapshot::default();
-    let plan = plan(&key, &routes, &translation, &snapshot);
+    let plan = plan(&key, &routes, &translation, &snapshot, settings.routing_api);
     let live: HashMap<ObjId, Route> = [&fresh, &gone]
         .into_iter()
         .map(|r| (obj_id(r), r.clone()))

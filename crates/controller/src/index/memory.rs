@@ -97,7 +97,11 @@ fn the_index_holds_about_two_kilobytes_per_route() {
     }
     assert_eq!(
         index.owned_counts(),
-        [("Service", ROUTES), ("VirtualService", ROUTES)]
+        [
+            ("Service", ROUTES),
+            ("VirtualService", ROUTES),
+            ("HTTPRoute", 0)
+        ]
     );
     let (bytes, allocations) = live();
     let per_route = (bytes - base_bytes) as f64 / ROUTES as f64;

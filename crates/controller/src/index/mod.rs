@@ -1,5 +1,6 @@
 //! The in-memory index every reconcile reads: Routes grouped by (namespace, FQDN), the cross-FQDN claims,
-//! and one [`ChildStore`] per kind of child (Services, VirtualServices) with a secondary index by FQDN.
+//! and one [`ChildStore`] per kind of child (Services, VirtualServices, HTTPRoutes) with a secondary index
+//! by FQDN.
 //!
 //! One index under one lock instead of kube's reflector `Store`s: the reconcile needs secondary indexes
 //! (routes by FQDN, claim holders, children by FQDN, VirtualService name → FQDN) that must move together
@@ -12,6 +13,7 @@ mod store;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use cfnet_api::gateway_api::HTTPRoute;
 use cfnet_api::{Route, VirtualService};
 use cfnet_translate::{ClaimIndex, Claims, FqdnKey, FqdnTranslation, ROUTE_LABELS};
 use k8s_openapi::api::core::v1::Service;
@@ -83,6 +85,11 @@ pub struct Snapshot {
     pub services: Children<Service>,
     /// VirtualServices likewise (a foreign one named like ours has no annotation).
     pub virtual_services: Children<VirtualService>,
+    /// HTTPRoutes likewise.
+    pub http_routes: Children<HTTPRoute>,
+    /// Whether the API server serves HTTPRoutes (the Gateway API CRDs are installed); see
+    /// [`Index::http_routes_served`].
+    pub http_routes_served: bool,
 }
 
 /// A write of the reconcile, as [`Index::record_write`] takes it back.
@@ -99,11 +106,15 @@ pub struct Index {
     route_keys: HashMap<ObjId, FqdnKey>,
     /// Destination guid and external FQDN claims, oldest first.
     claims: ClaimIndex,
-    /// (namespace, hash of vs-<hash>) → key, for every key that has Routes (maps a foreign VS to its
-    /// key).
+    /// (namespace, hash of vs-<hash>) → key, for every key that has Routes (maps a foreign VS, or
+    /// HTTPRoute `hr-<hash>[-…]`, to its key).
     vs_names: HashMap<VsId, FqdnKey>,
     pub(crate) services: ChildStore<Service>,
     pub(crate) virtual_services: ChildStore<VirtualService>,
+    pub(crate) http_routes: ChildStore<HTTPRoute>,
+    /// The API server serves HTTPRoutes (set by the discovery of controller.rs). While it does not, a
+    /// reconcile does not try to write them and says why on the Route's status instead.
+    pub(crate) http_routes_served: bool,
     /// One shared copy of each namespace name seen (a handful per cluster; never pruned), used by
     /// every id and key above instead of a copy each.
     namespaces: HashSet<Arc<str>>,
@@ -147,6 +158,17 @@ fn vs_id_of_name(namespace: &Arc<str>, name: &str) -> Option<VsId> {
     Some((namespace.clone(), hash))
 }
 
+/// The [`VsId`] of an HTTPRoute name of the form `hr-<64 hex digits>` or `hr-<64 hex digits>-<shard>`.
+fn hr_id_of_name(namespace: &Arc<str>, name: &str) -> Option<VsId> {
+    let (hash, shard) = name.strip_prefix("hr-")?.split_at_checked(64)?;
+    if !(shard.is_empty() || shard.starts_with('-')) {
+        return None;
+    }
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(hash, &mut bytes).ok()?;
+    Some((namespace.clone(), bytes))
+}
+
 impl Index {
     /// The shared copy of `namespace`.
     fn namespace(&mut self, namespace: &str) -> Arc<str> {
@@ -163,7 +185,11 @@ impl Index {
         if let Some((shared, _)) = self.routes.get_key_value(&key) {
             return shared.clone();
         }
-        for by_key in [&self.services.by_key, &self.virtual_services.by_key] {
+        for by_key in [
+            &self.services.by_key,
+            &self.virtual_services.by_key,
+            &self.http_routes.by_key,
+        ] {
             if let Some((shared, _)) = by_key.get_key_value(&key) {
                 return shared.clone();
             }
@@ -387,6 +413,15 @@ impl Index {
         }
     }
 
+    /// The key (with Routes) whose HTTPRoute name `meta` holds: `hr-<hash>`, or a shard `hr-<hash>-…`.
+    pub(crate) fn http_route_name_key(&self, meta: &ChildMeta, out: &mut BTreeSet<FqdnKey>) {
+        if let Some(k) =
+            hr_id_of_name(&meta.namespace, &meta.name).and_then(|id| self.vs_names.get(&id))
+        {
+            out.insert(k.clone());
+        }
+    }
+
     // ---- Reads ------------------------------------------------------------------------------------
 
     /// Every key the index knows: FQDNs with Routes and FQDNs named by cached children (orphans).
@@ -394,14 +429,16 @@ impl Index {
         let mut keys: BTreeSet<FqdnKey> = self.routes.keys().cloned().collect();
         keys.extend(self.services.keys().cloned());
         keys.extend(self.virtual_services.keys().cloned());
+        keys.extend(self.http_routes.keys().cloned());
         keys
     }
 
     /// Owned children by kind (the `cfnet_managed_objects` gauge).
-    pub fn owned_counts(&self) -> [(&'static str, usize); 2] {
+    pub fn owned_counts(&self) -> [(&'static str, usize); 3] {
         [
             (Service::KIND, self.services.owned()),
             (VirtualService::KIND, self.virtual_services.owned()),
+            (HTTPRoute::KIND, self.http_routes.owned()),
         ]
     }
 
@@ -436,6 +473,8 @@ impl Index {
         Snapshot {
             services: self.children(key, Service::desired(translation)),
             virtual_services: self.children(key, VirtualService::desired(translation)),
+            http_routes: self.children(key, HTTPRoute::desired(translation)),
+            http_routes_served: self.http_routes_served,
         }
     }
 }

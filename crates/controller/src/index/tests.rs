@@ -152,7 +152,7 @@ fn children_map_to_their_fqdn_and_foreign_virtual_services_by_name() {
     assert_eq!(snap.virtual_services.len(), 1);
     assert_eq!(
         index.owned_counts(),
-        [("Service", 0), ("VirtualService", 0)]
+        [("Service", 0), ("VirtualService", 0), ("HTTPRoute", 0)]
     );
 }
 
@@ -177,6 +177,20 @@ fn a_virtual_service_name_maps_to_the_id_of_its_key() {
     );
     for foreign in ["vs-1234", "my-vs", "vs-", &name[1..]] {
         assert_eq!(vs_id_of_name(&k.namespace, foreign), None, "{foreign}");
+    }
+}
+
+#[test]
+fn an_http_route_name_or_shard_name_maps_to_the_id_of_its_key() {
+    let k = key("ns", "a");
+    let name = cfnet_translate::http_route_name(&k.fqdn);
+    assert_eq!(hr_id_of_name(&k.namespace, &name), Some(vs_id(&k)));
+    let shard = format!("{name}-01");
+    assert_eq!(hr_id_of_name(&k.namespace, &shard), Some(vs_id(&k)));
+    let glued = format!("{name}01");
+    let vs = virtual_service_name(&k.fqdn);
+    for foreign in ["hr-1234", "my-hr", "hr-", &name[1..], &glued, &vs] {
+        assert_eq!(hr_id_of_name(&k.namespace, foreign), None, "{foreign}");
     }
 }
 

@@ -56,15 +56,26 @@ struct Key {
     key: FqdnKey,
     routes: Vec<Arc<Route>>,
     translation: FqdnTranslation,
+    routing_api: RoutingApi,
 }
 
 impl Key {
     fn plan(&self, snapshot: &Snapshot) -> Plan<'_> {
-        plan(&self.key, &self.routes, &self.translation, snapshot)
+        plan(
+            &self.key,
+            &self.routes,
+            &self.translation,
+            snapshot,
+            self.routing_api,
+        )
     }
 }
 
 fn key_of(routes: Vec<Route>) -> Key {
+    key_in(RoutingApi::Istio, routes)
+}
+
+fn key_in(routing_api: RoutingApi, routes: Vec<Route>) -> Key {
     let live: Vec<&Route> = routes
         .iter()
         .filter(|r| r.metadata.deletion_timestamp.is_none())
@@ -73,6 +84,7 @@ fn key_of(routes: Vec<Route>) -> Key {
     let routes: Vec<Arc<Route>> = routes.into_iter().map(Arc::new).collect();
     let settings = Settings {
         gateway: "gw".into(),
+        routing_api,
         ..Default::default()
     };
     let translation = translate(&key(), &routes, &claims, &settings);
@@ -80,6 +92,7 @@ fn key_of(routes: Vec<Route>) -> Key {
         key: key(),
         routes,
         translation,
+        routing_api,
     }
 }
 
@@ -138,10 +151,22 @@ fn cached_as_desired(k: &Key) -> Snapshot {
             (vs.name_any().into(), Arc::new(Cached::new(served)))
         })
         .collect();
+    let http_routes = k
+        .translation
+        .http_routes
+        .iter()
+        .map(|hr| (hr.name_any().into(), Arc::new(Cached::new(served(hr)))))
+        .collect();
     Snapshot {
         services,
         virtual_services,
+        http_routes,
+        http_routes_served: true,
     }
+}
+
+fn served<T: serde::Serialize>(object: &T) -> DynamicObject {
+    serde_json::from_value(serde_json::to_value(object).unwrap()).unwrap()
 }
 
 fn actions<C>(plan: &ChildPlan<'_, C>) -> Vec<Action> {
@@ -399,4 +424,169 @@ fn the_action_follows_what_holds_the_name() {
     for (case, current, complete, expected) in cases {
         assert_eq!(action(desired, current, complete), expected, "{case}");
     }
+}
+
+// ---- gateway-api mode ------------------------------------------------------------------------------
+
+fn hr_name() -> String {
+    cfnet_translate::http_route_name(FQDN)
+}
+
+#[test]
+fn gateway_api_mode_writes_http_routes_and_no_virtual_service() {
+    let k = key_in(RoutingApi::GatewayApi, vec![programmed("r1")]);
+    let snapshot = Snapshot {
+        http_routes_served: true,
+        ..Default::default()
+    };
+    let p = k.plan(&snapshot);
+    assert!(p.virtual_services.steps.is_empty());
+    assert_eq!(actions(&p.http_routes), [Action::Apply { create: true }]);
+    assert_eq!(
+        verdicts(&p)["r1"],
+        (
+            Reason::Programmed,
+            format!("programmed in HTTPRoute {NS}/{}", hr_name())
+        )
+    );
+}
+
+#[test]
+fn unserved_http_routes_are_not_written_and_the_route_says_what_to_install() {
+    let k = key_in(RoutingApi::GatewayApi, vec![programmed("r1")]);
+    let p = k.plan(&Snapshot::default()); // http_routes_served: false
+    assert_eq!(actions(&p.http_routes), [Action::Unserved]);
+    let (reason, message) = verdicts(&p)["r1"].clone();
+    assert_eq!(reason, Reason::ApplyFailed);
+    assert!(
+        message.contains("does not serve gateway.networking.k8s.io/v1 HTTPRoutes")
+            && message.contains("install the Gateway API standard CRDs"),
+        "{message}"
+    );
+    assert!(
+        !p.prune_other_mode(),
+        "the VirtualService stays while no HTTPRoute can be written"
+    );
+}
+
+/// A mode switch: the other mode's child goes only once this mode's children are all in place.
+#[test]
+fn the_other_modes_children_are_pruned_only_after_this_modes_are_in_place() {
+    let k = key_in(RoutingApi::GatewayApi, vec![programmed("r1")]);
+    let mut snapshot = cached_as_desired(&k);
+    snapshot
+        .virtual_services
+        .insert(vs_name().into(), cached_vs(&vs_name(), Some(FQDN), &["r1"]));
+    let mut p = k.plan(&snapshot);
+    assert_eq!(p.virtual_services.prune.len(), 1, "left by the Istio mode");
+    assert_eq!(actions(&p.http_routes), [Action::Unchanged]);
+    assert!(p.prune_other_mode());
+    // A failed (or foreign-held) HTTPRoute keeps the VirtualService.
+    step(&mut p.http_routes, &hr_name()).outcome = Outcome::Failed("boom".into());
+    assert!(!p.prune_other_mode());
+    step(&mut p.http_routes, &hr_name()).outcome = Outcome::Foreign;
+    assert!(!p.prune_other_mode());
+
+    // And back: in Istio mode a failed VirtualService keeps the HTTPRoutes.
+    let k = key_of(vec![programmed("r1")]);
+    let mut snapshot = cached_as_desired(&k);
+    let gw = key_in(RoutingApi::GatewayApi, vec![programmed("r1")]);
+    snapshot.http_routes = cached_as_desired(&gw).http_routes;
+    let mut p = k.plan(&snapshot);
+    assert_eq!(p.http_routes.prune.len(), 1);
+    assert!(p.prune_other_mode());
+    step(&mut p.virtual_services, &vs_name()).outcome = Outcome::Failed("boom".into());
+    assert!(!p.prune_other_mode());
+}
+
+fn report(accepted: Option<&str>, resolved: Option<&str>) -> ParentReport {
+    let c = |status: &str, type_: &str| crate::child::ConditionReport {
+        status: status.into(),
+        reason: if status == "True" {
+            type_.into()
+        } else {
+            "NotAllowedByListeners".into()
+        },
+        message: format!("{type_} {status}"),
+    };
+    ParentReport {
+        parent: ParentId {
+            group: "gateway.networking.k8s.io".into(),
+            kind: "Gateway".into(),
+            namespace: "cf-system".into(),
+            name: "cf-gateway".into(),
+        },
+        controller: "istio.io/gateway-controller".into(),
+        accepted: accepted.map(|s| c(s, "Accepted")),
+        resolved_refs: resolved.map(|s| c(s, "ResolvedRefs")),
+    }
+}
+
+#[test]
+fn the_implementations_report_decides_ready() {
+    let parent = report(None, None).parent;
+    let cases: [(&[ParentReport], Reason, &str); 5] = [
+        (&[], Reason::Programmed, "programmed in HTTPRoute ns/hr"),
+        (
+            &[report(Some("True"), Some("True"))],
+            Reason::Programmed,
+            "programmed in HTTPRoute ns/hr, accepted for Gateway cf-system/cf-gateway by istio.io/gateway-controller",
+        ),
+        (
+            &[report(Some("False"), Some("True"))],
+            Reason::Rejected,
+            "HTTPRoute ns/hr is written, but istio.io/gateway-controller reports Accepted=False for Gateway cf-system/cf-gateway (NotAllowedByListeners): Accepted False",
+        ),
+        (
+            &[report(Some("True"), Some("False"))],
+            Reason::Rejected,
+            "HTTPRoute ns/hr is written, but istio.io/gateway-controller reports ResolvedRefs=False for Gateway cf-system/cf-gateway (NotAllowedByListeners): ResolvedRefs False",
+        ),
+        (
+            &[report(None, Some("Unknown"))],
+            Reason::Rejected,
+            "HTTPRoute ns/hr is written, but istio.io/gateway-controller reports ResolvedRefs=Unknown for Gateway cf-system/cf-gateway (NotAllowedByListeners): ResolvedRefs Unknown",
+        ),
+    ];
+    for (reports, reason, message) in cases {
+        let reports: Vec<&ParentReport> = reports.iter().collect();
+        let v = http_route_verdict("ns", "hr", Some(&parent), &reports);
+        assert_eq!((v.reason, v.message.as_str()), (reason, message));
+    }
+}
+
+/// Reports are read from the cached HTTPRoute, for our parent only, and only while its spec is the
+/// desired one.
+#[test]
+fn a_rejection_of_our_parent_makes_the_route_not_ready() {
+    let k = key_in(RoutingApi::GatewayApi, vec![programmed("r1")]);
+    let hr = &k.translation.http_routes[0];
+    let with_status = |parent: &str| {
+        let mut object = served(hr);
+        object.data["status"] = json!({"parents": [{
+            "parentRef": {"namespace": "cf-system", "name": parent},
+            "controllerName": "istio.io/gateway-controller",
+            "conditions": [{"type": "Accepted", "status": "False", "reason": "NotAllowedByListeners",
+                            "message": "no listener admits the namespace", "observedGeneration": 1,
+                            "lastTransitionTime": "2026-01-01T00:00:00Z"}]}]});
+        object.metadata.generation = Some(1);
+        let mut snapshot = cached_as_desired(&k);
+        snapshot
+            .http_routes
+            .insert(hr_name().into(), Arc::new(Cached::new(object)));
+        snapshot
+    };
+    let p = k.plan(&with_status("cf-gateway"));
+    let (reason, message) = verdicts(&p)["r1"].clone();
+    assert_eq!(reason, Reason::Rejected);
+    assert!(
+        message.ends_with("(NotAllowedByListeners): no listener admits the namespace"),
+        "{message}"
+    );
+    let p = k.plan(&with_status("another-gateway"));
+    assert_eq!(
+        verdicts(&p)["r1"].0,
+        Reason::Programmed,
+        "another parent's report is not ours"
+    );
 }

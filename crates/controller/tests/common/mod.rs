@@ -1,6 +1,7 @@
-//! Shared harness of the controller's integration tests: one real control plane per test binary (each
-//! test uses its own namespace and runs its own controller filtered to it), Route fixtures from the
-//! reference's Appendix A, and polling helpers.
+//! Shared harness of the controller's integration tests: one real control plane per test binary, with the
+//! Istio and the Gateway API CRDs (each test uses its own namespace and runs its own controller filtered
+//! to it), Route fixtures from the reference's Appendix A, the routing modes ([`Mode`]: what a test
+//! observes of VirtualServices or HTTPRoutes, in one form) and polling helpers.
 #![allow(dead_code)]
 
 use std::future::Future;
@@ -8,9 +9,11 @@ use std::ops::{Deref, DerefMut};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use cfnet_api::gateway_api::HTTPRoute;
 use cfnet_api::{Route, fixtures};
 use cfnet_controller::{Config, InProcess};
-use cfnet_testenv::ControlPlane;
+use cfnet_testenv::{ControlPlane, Options};
+use cfnet_translate::{GatewayRef, RoutingApi};
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::{
     Api, DeleteParams, DynamicObject, ListParams, ObjectMeta, Patch, PatchParams, PostParams,
@@ -31,8 +34,11 @@ pub fn control_plane() -> &'static ControlPlane {
             let rt = Box::leak(Box::new(
                 tokio::runtime::Runtime::new().expect("tokio runtime"),
             ));
-            rt.block_on(ControlPlane::start())
-                .expect("local control plane (run scripts/install-control-plane.sh)")
+            rt.block_on(ControlPlane::start_with(Options {
+                gateway_api_crds: true,
+                ..Options::default()
+            }))
+            .expect("local control plane (run scripts/install-control-plane.sh)")
         })
         .join()
         .expect("control plane thread")
@@ -125,6 +131,181 @@ pub fn config(ns: &str) -> Config {
     c.namespaces = vec![ns.to_string()];
     c.resync_interval = Duration::from_secs(3600);
     c
+}
+
+/// The routing API a test runs the controller with; the behaviour tests run each scenario in both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Istio,
+    GatewayApi,
+}
+
+/// The Gateway API parent of the tests (the default, `cf-system/cf-gateway`).
+pub fn parent() -> GatewayRef {
+    GatewayRef::default()
+}
+
+impl Mode {
+    pub fn routing_api(self) -> RoutingApi {
+        match self {
+            Mode::Istio => RoutingApi::Istio,
+            Mode::GatewayApi => RoutingApi::GatewayApi,
+        }
+    }
+
+    /// [`config`] in this mode.
+    pub fn config(self, ns: &str) -> Config {
+        let mut c = config(ns);
+        c.routing_api = self.routing_api();
+        c.gateway_api_parent = parent();
+        c
+    }
+
+    pub async fn start(self, client: &Client, ns: &str) -> Running {
+        Running::start(client.clone(), self.config(ns)).await
+    }
+
+    /// The kind of the object that routes an FQDN.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Mode::Istio => "VirtualService",
+            Mode::GatewayApi => "HTTPRoute",
+        }
+    }
+
+    /// The (first) name of the object that routes `fqdn`.
+    pub fn name(self, fqdn: &str) -> String {
+        match self {
+            Mode::Istio => cfnet_translate::virtual_service_name(fqdn),
+            Mode::GatewayApi => cfnet_translate::http_route_name(fqdn),
+        }
+    }
+
+    pub fn api(self, client: &Client, ns: &str) -> Api<DynamicObject> {
+        match self {
+            Mode::Istio => vs_api(client, ns),
+            Mode::GatewayApi => http_route_api(client, ns),
+        }
+    }
+
+    /// The routing objects of `ns` in one form for both modes (see [`Mode::expected`]).
+    pub async fn observed(self, client: &Client, ns: &str) -> Vec<Value> {
+        match self {
+            Mode::Istio => virtual_services(client, ns).await,
+            Mode::GatewayApi => http_routes(client, ns).await,
+        }
+    }
+
+    /// What [`Mode::observed`] returns for one FQDN routed as `http` (path prefixes → Services); a
+    /// prefix `""` is the root (no match in a VirtualService, PathPrefix `/` in an HTTPRoute).
+    pub fn expected(self, host: &str, http: &[(&[&str], &[&str])]) -> Value {
+        match self {
+            Mode::Istio => vs(host, http),
+            Mode::GatewayApi => {
+                let http: Vec<Value> = http
+                    .iter()
+                    .map(|(m, r)| {
+                        let m: Vec<&str> = m
+                            .iter()
+                            .map(|p| if p.is_empty() { "/" } else { p })
+                            .collect();
+                        json!({"match": m, "route": r})
+                    })
+                    .collect();
+                json!({"gateways": [parent().to_string()], "hosts": [host], "http": http})
+            }
+        }
+    }
+
+    /// A spec edit another manager might make: routes everything to Service `evil`.
+    pub fn hostile_edit(self) -> Value {
+        match self {
+            Mode::Istio => {
+                json!({"spec": {"http": [{"route": [{"destination": {"host": "evil"}}]}]}})
+            }
+            Mode::GatewayApi => {
+                json!({"spec": {"rules": [{"backendRefs": [{"name": "evil", "port": 80}]}]}})
+            }
+        }
+    }
+
+    /// An object of this mode's kind named `name` that no Route owns, for host `mine.example.org`.
+    pub fn foreign(self, name: &str) -> DynamicObject {
+        let value = match self {
+            Mode::Istio => json!({
+                "apiVersion": "networking.istio.io/v1alpha3", "kind": "VirtualService",
+                "metadata": {"name": name},
+                "spec": {"hosts": ["mine.example.org"], "http": [{"route": [{"destination": {"host": "x"}}]}]}
+            }),
+            Mode::GatewayApi => json!({
+                "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+                "metadata": {"name": name},
+                "spec": {"hostnames": ["mine.example.org"], "rules": [{"backendRefs": [{"name": "x", "port": 80}]}]}
+            }),
+        };
+        serde_json::from_value(value).expect("foreign object")
+    }
+}
+
+pub fn http_route_api(client: &Client, ns: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), ns, &ApiResource::erase::<HTTPRoute>(&()))
+}
+
+/// HTTPRoutes in the form of [`virtual_services`]: parents as `gateways`, hostnames as `hosts`, per rule
+/// the path values as `match` and the backend names as `route`; one entry per FQDN (shards merged, rules
+/// sorted by path, longest first, as a VirtualService lists them); sorted by hosts.
+pub async fn http_routes(client: &Client, ns: &str) -> Vec<Value> {
+    let list = http_route_api(client, ns)
+        .list(&ListParams::default())
+        .await
+        .expect("list httproutes");
+    let mut by_host: std::collections::BTreeMap<String, (Value, Vec<Value>)> =
+        std::collections::BTreeMap::new();
+    for hr in &list.items {
+        let spec = &hr.data["spec"];
+        let parents: Vec<String> = spec["parentRefs"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}/{}",
+                    p["namespace"].as_str().unwrap_or(ns),
+                    p["name"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        let hosts = spec["hostnames"].clone();
+        let entry = by_host
+            .entry(hosts.to_string())
+            .or_insert_with(|| (json!({"gateways": parents, "hosts": hosts}), Vec::new()));
+        for rule in spec["rules"].as_array().cloned().unwrap_or_default() {
+            let m: Vec<Value> = rule["matches"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(|m| m["path"]["value"].clone())
+                .collect();
+            let r: Vec<Value> = rule["backendRefs"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(|b| b["name"].clone())
+                .collect();
+            entry.1.push(json!({"match": m, "route": r}));
+        }
+    }
+    by_host
+        .into_values()
+        .map(|(mut head, mut rules)| {
+            rules.sort_by_key(|r| std::cmp::Reverse(r["match"].to_string()));
+            head["http"] = Value::Array(rules);
+            head
+        })
+        .collect()
 }
 
 /// One destination: (weight, port, destination guid, app guid, process type).

@@ -1,6 +1,6 @@
-//! Issue 12, "Istio in the loop": every Route the controller programs is proven in the Envoy configuration
-//! real istiod serves — the CF ingress gateway's and, for internal routes, a workloads sidecar's — fetched
-//! through crates/xds. istiod runs with Istio's validating webhook, so every VirtualService the controller
+//! Issue 12, "Istio in the loop" (and issue 16, modes.rs: the gateway-api mode against the VirtualService
+//! mode): every Route the controller programs is proven in the Envoy configuration real istiod serves —
+//! the CF ingress gateway's and, for internal routes, a workloads sidecar's — fetched through crates/xds. istiod runs with Istio's validating webhook, so every VirtualService the controller
 //! writes also passes Istio's own validation; the chart's Gateway, gateway Service and Sidecar are applied
 //! with default values.
 //!
@@ -12,6 +12,7 @@
 mod common;
 mod generator;
 mod model;
+mod modes;
 mod proof;
 mod propagation;
 mod rig;

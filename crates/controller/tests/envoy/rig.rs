@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use cfnet_api::Route;
 use cfnet_controller::{Config, InProcess};
 use cfnet_testenv::{ControlPlane, Istiod, IstiodOptions};
+use cfnet_translate::RoutingApi;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::ApiResource;
 use kube::{Client, ResourceExt};
@@ -25,10 +26,22 @@ pub struct Rig {
     controller: Option<InProcess>,
 }
 
+/// What the rig runs besides the Istio mode's parts.
+#[derive(Clone, Copy, Default)]
+pub struct RigOptions {
+    /// The Gateway API CRDs on the API server and istiod's Gateway API support (`PILOT_ENABLE_GATEWAY_API`).
+    pub gateway_api: bool,
+}
+
 impl Rig {
     /// Control plane, the chart's Istio objects (`helm --set` values `sets`), istiod with the webhook, and the
     /// controller once its caches are synced.
     pub async fn start(sets: &[&str]) -> Rig {
+        Self::start_with(sets, RigOptions::default()).await
+    }
+
+    /// [`Rig::start`] with `options`.
+    pub async fn start_with(sets: &[&str], options: RigOptions) -> Rig {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env()
@@ -37,11 +50,18 @@ impl Rig {
             .with_test_writer()
             .try_init();
         let started = Instant::now();
-        let cp = ControlPlane::start()
-            .await
-            .unwrap_or_else(|e| panic!("control plane must start: {e}"));
+        let cp = ControlPlane::start_with(cfnet_testenv::Options {
+            gateway_api_crds: options.gateway_api,
+            ..cfnet_testenv::Options::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("control plane must start: {e}"));
         // The webhook first: the chart's objects then pass Istio's validation too.
-        let istiod = Istiod::start(&cp, IstiodOptions::default())
+        let istiod_options = IstiodOptions {
+            gateway_api: options.gateway_api,
+            ..IstiodOptions::default()
+        };
+        let istiod = Istiod::start(&cp, istiod_options)
             .await
             .unwrap_or_else(|e| panic!("istiod must start: {e}"));
         assert!(
@@ -61,7 +81,7 @@ impl Rig {
             client,
             controller: None,
         };
-        rig.start_controller().await;
+        rig.start_controller(RoutingApi::Istio).await;
         eprintln!(
             "rig: control plane, istiod (xDS {}), chart objects and controller up in {:.1?}",
             rig.istiod.xds_addr(),
@@ -70,8 +90,25 @@ impl Rig {
         rig
     }
 
-    async fn start_controller(&mut self) {
+    /// Stops the controller and starts it again with `routing_api` (a mode switch on a live cluster).
+    pub async fn restart_controller(&mut self, routing_api: RoutingApi) {
+        if let Some(controller) = self.controller.take() {
+            controller
+                .stop(Duration::from_secs(10))
+                .await
+                .expect("controller stops within 10 s");
+        }
+        self.start_controller(routing_api).await;
+    }
+
+    async fn start_controller(&mut self, routing_api: RoutingApi) {
         let mut config = Config::new(GATEWAY);
+        config.routing_api = routing_api;
+        // Where modes.rs puts the Gateway API Gateway: beside the ingress gateway Service it binds to.
+        config.gateway_api_parent = cfnet_translate::GatewayRef {
+            namespace: "istio-system".to_owned(),
+            name: "cf-gateway".to_owned(),
+        };
         config.namespaces = vec![NAMESPACE.to_owned()];
         config.resync_interval = Duration::from_secs(3600);
         let mut controller = InProcess::start(config, self.client.clone());
