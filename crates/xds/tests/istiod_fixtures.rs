@@ -109,10 +109,9 @@ fn every_gateway_virtual_service_entry_is_an_envoy_route_in_order_on_http_and_ht
                 !got.is_empty(),
                 "{host} has no virtual host in {route_config}"
             );
-            assert!(
-                got.iter()
-                    .all(|r| r.virtual_host == format!("{host}:{port}"))
-            );
+            assert!(got
+                .iter()
+                .all(|r| r.virtual_host == format!("{host}:{port}")));
             assert!(
                 got.iter()
                     .all(|r| r.virtual_service.as_deref() == Some(name.as_str())),
@@ -223,46 +222,66 @@ fn gateway_clusters_count_the_ready_endpoints_istiod_serves() {
     }
 }
 
+/// The first hit of a lookup of `shop.apps.example.com` `path` on the gateway: its prefix, how many later routes
+/// also match, its clusters. Asserts which route configurations have a virtual host for the host.
+fn shop_first_hit(config: &ProxyConfig, path: &str) -> (String, usize, Vec<String>) {
+    let hits = config.lookup("shop.apps.example.com", None, path);
+    // Every route configuration with a virtual host for the host: the https-system server's only virtual
+    // host is istiod's `blackhole` (`*`, no route: 404), which takes any host.
+    let names: Vec<(&str, &str, bool)> = hits
+        .iter()
+        .map(|h| {
+            (
+                h.route_config.as_str(),
+                h.virtual_host.as_str(),
+                h.route.is_some(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("http.8080", "shop.apps.example.com:80", true),
+            (SYSTEM_HTTPS, "blackhole:443", false),
+            (WORKLOADS_HTTPS, "shop.apps.example.com:443", true)
+        ]
+    );
+    let hit = hits.into_iter().next().unwrap();
+    let route = hit.route.unwrap();
+    let PathView::Prefix(prefix) = route.route_match.path else {
+        panic!()
+    };
+    (
+        prefix,
+        hit.also_matching.len(),
+        route
+            .clusters
+            .into_iter()
+            .map(|c| c.name)
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// `route_config_for` picks the route configuration by port and SNI as Envoy's filter chain match does.
+fn assert_route_config_for_port_and_sni(config: &ProxyConfig) {
+    let by_sni = |sni: &str| config.route_config_for(8443, Some(sni));
+    assert_eq!(
+        config.route_config_for(8080, None).as_deref(),
+        Some("http.8080")
+    );
+    assert_eq!(
+        by_sni("shop.apps.example.com").as_deref(),
+        Some(WORKLOADS_HTTPS)
+    );
+    assert_eq!(by_sni("api.sys.example.com").as_deref(), Some(SYSTEM_HTTPS));
+    assert_eq!(by_sni("apps.example.com").as_deref(), Some(WORKLOADS_HTTPS));
+    assert_eq!(by_sni("other.example.org"), None);
+}
+
 #[test]
 fn lookup_on_the_gateway_follows_envoy_first_match() {
     let config = gateway();
-    let shop = |path: &str| {
-        let hits = config.lookup("shop.apps.example.com", None, path);
-        // Every route configuration with a virtual host for the host: the https-system server's only virtual
-        // host is istiod's `blackhole` (`*`, no route: 404), which takes any host.
-        let names: Vec<(&str, &str, bool)> = hits
-            .iter()
-            .map(|h| {
-                (
-                    h.route_config.as_str(),
-                    h.virtual_host.as_str(),
-                    h.route.is_some(),
-                )
-            })
-            .collect();
-        assert_eq!(
-            names,
-            [
-                ("http.8080", "shop.apps.example.com:80", true),
-                (SYSTEM_HTTPS, "blackhole:443", false),
-                (WORKLOADS_HTTPS, "shop.apps.example.com:443", true)
-            ]
-        );
-        let hit = hits.into_iter().next().unwrap();
-        let route = hit.route.unwrap();
-        let PathView::Prefix(prefix) = route.route_match.path else {
-            panic!()
-        };
-        (
-            prefix,
-            hit.also_matching.len(),
-            route
-                .clusters
-                .into_iter()
-                .map(|c| c.name)
-                .collect::<Vec<_>>(),
-        )
-    };
+    let shop = |path: &str| shop_first_hit(&config, path);
     let (prefix, also, clusters) = shop("/api/v2/items");
     assert_eq!((prefix.as_str(), also), ("/api/v2", 2));
     assert_eq!(clusters.len(), 2);
@@ -285,32 +304,7 @@ fn lookup_on_the_gateway_follows_envoy_first_match() {
         (unknown[0].route_config.as_str(), unknown[0].route.is_none()),
         (SYSTEM_HTTPS, true)
     );
-    assert_eq!(
-        config.route_config_for(8080, None).as_deref(),
-        Some("http.8080")
-    );
-    assert_eq!(
-        config
-            .route_config_for(8443, Some("shop.apps.example.com"))
-            .as_deref(),
-        Some(WORKLOADS_HTTPS)
-    );
-    assert_eq!(
-        config
-            .route_config_for(8443, Some("api.sys.example.com"))
-            .as_deref(),
-        Some(SYSTEM_HTTPS)
-    );
-    assert_eq!(
-        config
-            .route_config_for(8443, Some("apps.example.com"))
-            .as_deref(),
-        Some(WORKLOADS_HTTPS)
-    );
-    assert_eq!(
-        config.route_config_for(8443, Some("other.example.org")),
-        None
-    );
+    assert_route_config_for_port_and_sni(&config);
 }
 
 #[test]
@@ -321,11 +315,10 @@ fn sidecar_sees_the_internal_route_and_the_views_show_its_missing_cluster() {
     let hits = config.lookup("backend.apps.internal", None, "/");
     let hit = hits.iter().find(|h| h.route_config == "80").unwrap();
     assert_eq!(hit.virtual_host, "backend.apps.internal:80");
-    assert!(
-        hits.iter()
-            .filter(|h| h.route_config != "80")
-            .all(|h| h.virtual_host == "allow_any" || h.domains == ["*"])
-    );
+    assert!(hits
+        .iter()
+        .filter(|h| h.route_config != "80")
+        .all(|h| h.virtual_host == "allow_any" || h.domains == ["*"]));
     let route = hit.route.as_ref().unwrap();
     assert_eq!(route.request_headers_to_add["CF-App-Id"], "app-backend");
     // Captured before issue 12's F1 fix: the mesh VirtualService's destination has no port, so istiod routes
@@ -336,23 +329,19 @@ fn sidecar_sees_the_internal_route_and_the_views_show_its_missing_cluster() {
         "outbound|80||s-dest-backend.cf-workloads.svc.cluster.local"
     );
     assert!(!config.clusters.contains_key(cluster));
-    assert!(
-        config
-            .clusters
-            .contains_key("outbound|8080||s-dest-backend.cf-workloads.svc.cluster.local")
-    );
+    assert!(config
+        .clusters
+        .contains_key("outbound|8080||s-dest-backend.cf-workloads.svc.cluster.local"));
     // A sidecar's outbound listeners reference RDS by port; its inbound ones carry inline route configs.
     let listeners = view::listeners(&config);
     let by_name: BTreeMap<&str, &view::ListenerView> =
         listeners.iter().map(|l| (l.name.as_str(), l)).collect();
     assert_eq!(by_name["0.0.0.0_8080"].route_configs, ["8080"]);
     assert_eq!(by_name["virtualOutbound"].address, "0.0.0.0:15001");
-    assert!(
-        by_name["virtualInbound"]
-            .filter_chains
-            .iter()
-            .any(|c| c.handler.starts_with("inline:"))
-    );
+    assert!(by_name["virtualInbound"]
+        .filter_chains
+        .iter()
+        .any(|c| c.handler.starts_with("inline:")));
     // istiod sets ignore_port_in_host_matching on sidecar route configurations: `s-dest-backend:8080` finds the
     // Service's virtual host (short name), not `allow_any`.
     let by_port = config.lookup("s-dest-backend", Some(8080), "/");
