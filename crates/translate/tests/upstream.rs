@@ -100,17 +100,7 @@ fn base_unweighted() -> cfnet_api::Route {
 
 #[test]
 fn s1_returns_a_service_for_each_route_destination() {
-    let r = route(
-        "route-guid-0",
-        "test0",
-        "/path0",
-        "domain0.example.com",
-        false,
-        vec![
-            dest("route-0-destination-guid-0", 9000, Some(91), "app-guid-0"),
-            dest("route-0-destination-guid-1", 9001, Some(9), "app-guid-1"),
-        ],
-    );
+    let r = weighted_route_0();
     let services: Vec<Value> = cfnet_translate::route_services(&r)
         .iter()
         .map(to_json)
@@ -197,17 +187,7 @@ fn s3_desired_service_carries_exactly_the_copied_fields() {
 #[test]
 fn v1_returns_a_virtual_service_per_fqdn() {
     let routes = [
-        route(
-            "route-guid-0",
-            "test0",
-            "/path0",
-            "domain0.example.com",
-            false,
-            vec![
-                dest("route-0-destination-guid-0", 9000, Some(91), "app-guid-0"),
-                dest("route-0-destination-guid-1", 9001, Some(9), "app-guid-1"),
-            ],
-        ),
+        weighted_route_0(),
         route(
             "route-guid-1",
             "test1",

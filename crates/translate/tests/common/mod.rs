@@ -69,6 +69,22 @@ pub fn route(
         .build()
 }
 
+/// Route route-guid-0 on test0.domain0.example.com/path0 with two destinations weighted 91 and 9 (ports 9000
+/// and 9001 of app-guid-0 and app-guid-1), as in the Go controller's tests.
+pub fn weighted_route_0() -> Route {
+    route(
+        "route-guid-0",
+        "test0",
+        "/path0",
+        "domain0.example.com",
+        false,
+        vec![
+            dest("route-0-destination-guid-0", 9000, Some(91), "app-guid-0"),
+            dest("route-0-destination-guid-1", 9001, Some(9), "app-guid-1"),
+        ],
+    )
+}
+
 /// Route `name` on app.apps.example.com at `path`, one destination `guid` (port 8080, no weight) of
 /// app `app`.
 pub fn app_route(name: &str, path: &str, guid: &'static str, app: &'static str) -> Route {
