@@ -324,11 +324,9 @@ fn rbac_grants_only_the_verbs_the_controller_uses() {
     assert_eq!(count(&objs, "Role"), 1);
 }
 
-#[test]
-fn defaults_render_the_ingress_path_mtls_sidecar_and_access_log() {
-    let objs = rendered(&[]);
-
-    let gw = find(&objs, "Gateway", "cf-system", "istio-ingressgateway");
+/// The Gateway: HTTP for both namespaces, HTTPS with the system and the workloads certificate.
+fn assert_default_gateway(objs: &[Value]) {
+    let gw = find(objs, "Gateway", "cf-system", "istio-ingressgateway");
     assert_eq!(gw["spec"]["selector"], json!({"istio": "ingressgateway"}));
     assert_eq!(
         gw["spec"]["servers"],
@@ -342,8 +340,11 @@ fn defaults_render_the_ingress_path_mtls_sidecar_and_access_log() {
              "tls": {"mode": "SIMPLE", "credentialName": "cf-workloads-cert"}},
         ])
     );
+}
 
-    let vs = |name: &str| find(&objs, "VirtualService", "cf-system", name)["spec"].clone();
+/// The system components' external VirtualServices.
+fn assert_default_system_virtual_services(objs: &[Value]) {
+    let vs = |name: &str| find(objs, "VirtualService", "cf-system", name)["spec"].clone();
     assert_eq!(
         vs("cf-api-external-virtual-service"),
         json!({"gateways": ["cf-system/istio-ingressgateway"], "hosts": ["api.sys.example.com"],
@@ -360,25 +361,31 @@ fn defaults_render_the_ingress_path_mtls_sidecar_and_access_log() {
         json!({"gateways": ["cf-system/istio-ingressgateway"], "hosts": ["log-cache.sys.example.com"],
                "http": [{"route": [{"destination": {"host": "log-cache-api.cf-system.svc.cluster.local", "port": {"number": 8083}}}]}]})
     );
-    assert_eq!(count(&objs, "VirtualService"), 3);
+    assert_eq!(count(objs, "VirtualService"), 3);
+}
 
+/// Strict mTLS in both namespaces (not mesh-wide) and the workloads Sidecar.
+fn assert_default_mtls_and_sidecar(objs: &[Value]) {
     for ns in ["cf-system", "cf-workloads"] {
-        let pa = find(&objs, "PeerAuthentication", ns, "default");
+        let pa = find(objs, "PeerAuthentication", ns, "default");
         assert_eq!(pa["spec"], json!({"mtls": {"mode": "STRICT"}}));
     }
     assert_eq!(
-        count(&objs, "PeerAuthentication"),
+        count(objs, "PeerAuthentication"),
         2,
         "not mesh-wide by default"
     );
 
-    let sidecar = find(&objs, "Sidecar", "cf-workloads", "default");
+    let sidecar = find(objs, "Sidecar", "cf-workloads", "default");
     assert_eq!(
         sidecar["spec"],
         json!({"egress": [{"hosts": ["./*", "cf-system/*", "istio-system/*"]}]})
     );
+}
 
-    let mesh = find(&objs, "ConfigMap", "istio-system", "cf-k8s-networking-mesh");
+/// The mesh config: JSON access logs with the CF headers, as testenv's istiod runs.
+fn assert_default_access_log(objs: &[Value]) {
+    let mesh = find(objs, "ConfigMap", "istio-system", "cf-k8s-networking-mesh");
     let mesh: Value = serde_yaml_ng::from_str(mesh["data"]["mesh"].as_str().unwrap()).unwrap();
     assert_eq!(mesh["accessLogFile"], "/dev/stdout");
     assert_eq!(mesh["accessLogEncoding"], "JSON");
@@ -401,6 +408,16 @@ fn defaults_render_the_ingress_path_mtls_sidecar_and_access_log() {
         32,
         "the upstream field set"
     );
+}
+
+#[test]
+fn defaults_render_the_ingress_path_mtls_sidecar_and_access_log() {
+    let objs = rendered(&[]);
+
+    assert_default_gateway(&objs);
+    assert_default_system_virtual_services(&objs);
+    assert_default_mtls_and_sidecar(&objs);
+    assert_default_access_log(&objs);
 
     // The gateway workload is opt-in.
     assert_eq!(count(&objs, "DaemonSet"), 0);
