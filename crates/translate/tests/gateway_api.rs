@@ -73,12 +73,7 @@ fn an_fqdn_becomes_one_http_route_attached_to_the_gateway() {
                 "namespace": NS,
                 "labels": {"app.kubernetes.io/managed-by": "cfnet-routecontroller"},
                 "annotations": {"cloudfoundry.org/fqdn": fqdn},
-                "ownerReferences": [
-                    {"apiVersion": "networking.cloudfoundry.org/v1alpha1", "kind": "Route",
-                     "name": "route-guid-0", "uid": "route-guid-0-k8s-uid"},
-                    {"apiVersion": "networking.cloudfoundry.org/v1alpha1", "kind": "Route",
-                     "name": "route-guid-1", "uid": "route-guid-1-k8s-uid"}
-                ]
+                "ownerReferences": [owner("route-guid-0"), owner("route-guid-1")]
             },
             "spec": {
                 "parentRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway",

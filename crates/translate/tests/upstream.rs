@@ -21,11 +21,6 @@ fn to_json<T: serde::Serialize>(v: &T) -> Value {
     serde_json::to_value(v).expect("serializable")
 }
 
-fn owner(name: &str) -> Value {
-    json!({"apiVersion": "networking.cloudfoundry.org/v1alpha1", "kind": "Route",
-           "name": name, "uid": format!("{name}-k8s-uid")})
-}
-
 /// upstream `constructVirtualService`, plus our managed-by label; one gateway (ours is a single setting).
 fn expected_vs(fqdn: &str, internal: bool, owners: &[&str], http: Value) -> Value {
     json!({
@@ -84,18 +79,11 @@ fn weights(t: &Translation, vs: usize) -> Vec<i64> {
 }
 
 fn base_unweighted() -> cfnet_api::Route {
-    route(
-        "route-guid-0",
-        "test0",
-        "/path0",
-        "domain0.example.com",
-        false,
-        vec![
-            dest("route-0-destination-guid-0", 9000, None, "app-guid-0"),
-            dest("route-0-destination-guid-1", 8080, None, "app-guid-1"),
-            dest("route-0-destination-guid-2", 8080, None, "app-guid-2"),
-        ],
-    )
+    route_0(vec![
+        dest("route-0-destination-guid-0", 9000, None, "app-guid-0"),
+        dest("route-0-destination-guid-1", 8080, None, "app-guid-1"),
+        dest("route-0-destination-guid-2", 8080, None, "app-guid-2"),
+    ])
 }
 
 #[test]
@@ -452,19 +440,12 @@ fn v9_destinationless_route_sharing_an_fqdn_is_skipped() {
 #[test]
 fn v10_internal_and_external_routes_on_one_fqdn() {
     let routes = [
-        route(
-            "route-guid-0",
-            "test0",
-            "/path0",
-            "domain0.example.com",
-            false,
-            vec![dest(
-                "route-0-destination-guid-0",
-                9000,
-                Some(100),
-                "app-guid-0",
-            )],
-        ),
+        route_0(vec![dest(
+            "route-0-destination-guid-0",
+            9000,
+            Some(100),
+            "app-guid-0",
+        )]),
         route(
             "route-guid-1",
             "test0",
@@ -532,19 +513,12 @@ fn v10_internal_and_external_routes_on_one_fqdn() {
 #[test]
 fn v11_one_external_fqdn_in_two_namespaces() {
     let r0 = created(
-        route(
-            "route-guid-0",
-            "test0",
-            "/path0",
-            "domain0.example.com",
-            false,
-            vec![dest(
-                "route-0-destination-guid-0",
-                9000,
-                Some(100),
-                "app-guid-0",
-            )],
-        ),
+        route_0(vec![dest(
+            "route-0-destination-guid-0",
+            9000,
+            Some(100),
+            "app-guid-0",
+        )]),
         "2024-01-01T00:00:00Z",
     );
     let r1 = created(
@@ -631,14 +605,7 @@ fn v11_one_external_fqdn_in_two_namespaces() {
 
 #[test]
 fn v12_single_route_without_destinations_gets_the_placeholder() {
-    let r = route(
-        "route-guid-0",
-        "test0",
-        "/path0",
-        "domain0.example.com",
-        false,
-        vec![],
-    );
+    let r = route_0(vec![]);
     let t = translate(&[r], &settings());
     assert_eq!(
         vs_json(&t),
@@ -653,14 +620,12 @@ fn v12_single_route_without_destinations_gets_the_placeholder() {
 
 #[test]
 fn v13_single_destination_without_weight_gets_100() {
-    let r = route(
-        "route-guid-0",
-        "test0",
-        "/path0",
-        "domain0.example.com",
-        false,
-        vec![dest("route-0-destination-guid-0", 9000, None, "app-guid-1")],
-    );
+    let r = route_0(vec![dest(
+        "route-0-destination-guid-0",
+        9000,
+        None,
+        "app-guid-1",
+    )]);
     let t = translate(&[r], &settings());
     assert_eq!(weights(&t, 0), [100]);
 }

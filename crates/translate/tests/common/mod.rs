@@ -69,19 +69,30 @@ pub fn route(
         .build()
 }
 
+/// The ownerReference of fixture Route `name` (its uid is `<name>-k8s-uid`).
+pub fn owner(name: &str) -> serde_json::Value {
+    serde_json::json!({"apiVersion": "networking.cloudfoundry.org/v1alpha1", "kind": "Route",
+           "name": name, "uid": format!("{name}-k8s-uid")})
+}
+
 /// Route route-guid-0 on test0.domain0.example.com/path0 with two destinations weighted 91 and 9 (ports 9000
 /// and 9001 of app-guid-0 and app-guid-1), as in the Go controller's tests.
 pub fn weighted_route_0() -> Route {
+    route_0(vec![
+        dest("route-0-destination-guid-0", 9000, Some(91), "app-guid-0"),
+        dest("route-0-destination-guid-1", 9001, Some(9), "app-guid-1"),
+    ])
+}
+
+/// Route route-guid-0 on test0.domain0.example.com/path0 (external) with `dests`.
+pub fn route_0(dests: Vec<Dest>) -> Route {
     route(
         "route-guid-0",
         "test0",
         "/path0",
         "domain0.example.com",
         false,
-        vec![
-            dest("route-0-destination-guid-0", 9000, Some(91), "app-guid-0"),
-            dest("route-0-destination-guid-1", 9001, Some(9), "app-guid-1"),
-        ],
+        dests,
     )
 }
 
