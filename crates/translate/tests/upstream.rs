@@ -570,6 +570,11 @@ fn v11_one_external_fqdn_in_two_namespaces() {
         .collect();
     assert_eq!(namespaces, ["workload-namespace", "workload-namespace"]);
 
+    an_internal_fqdn_belongs_to_one_namespace();
+}
+
+/// The second half of v11: an internal FQDN, which upstream did not check at all.
+fn an_internal_fqdn_belongs_to_one_namespace() {
     // Upstream (and cfnet before F2 of issue 12) wrote one mesh VirtualService per namespace for an
     // internal FQDN: two mesh VirtualServices with one host, undefined behaviour in Istio (IST0109). An
     // internal FQDN now belongs to one namespace too.

@@ -16,7 +16,7 @@
 
 use envoy_types::pb::envoy::config::listener::v3::FilterChain;
 use envoy_types::pb::envoy::config::route::v3::{
-    route_match, RouteConfiguration, RouteMatch, VirtualHost,
+    RouteConfiguration, RouteMatch, VirtualHost, route_match,
 };
 use serde::Serialize;
 

@@ -109,9 +109,10 @@ fn every_gateway_virtual_service_entry_is_an_envoy_route_in_order_on_http_and_ht
                 !got.is_empty(),
                 "{host} has no virtual host in {route_config}"
             );
-            assert!(got
-                .iter()
-                .all(|r| r.virtual_host == format!("{host}:{port}")));
+            assert!(
+                got.iter()
+                    .all(|r| r.virtual_host == format!("{host}:{port}"))
+            );
             assert!(
                 got.iter()
                     .all(|r| r.virtual_service.as_deref() == Some(name.as_str())),
@@ -315,10 +316,11 @@ fn sidecar_sees_the_internal_route_and_the_views_show_its_missing_cluster() {
     let hits = config.lookup("backend.apps.internal", None, "/");
     let hit = hits.iter().find(|h| h.route_config == "80").unwrap();
     assert_eq!(hit.virtual_host, "backend.apps.internal:80");
-    assert!(hits
-        .iter()
-        .filter(|h| h.route_config != "80")
-        .all(|h| h.virtual_host == "allow_any" || h.domains == ["*"]));
+    assert!(
+        hits.iter()
+            .filter(|h| h.route_config != "80")
+            .all(|h| h.virtual_host == "allow_any" || h.domains == ["*"])
+    );
     let route = hit.route.as_ref().unwrap();
     assert_eq!(route.request_headers_to_add["CF-App-Id"], "app-backend");
     // Captured before issue 12's F1 fix: the mesh VirtualService's destination has no port, so istiod routes
@@ -329,19 +331,23 @@ fn sidecar_sees_the_internal_route_and_the_views_show_its_missing_cluster() {
         "outbound|80||s-dest-backend.cf-workloads.svc.cluster.local"
     );
     assert!(!config.clusters.contains_key(cluster));
-    assert!(config
-        .clusters
-        .contains_key("outbound|8080||s-dest-backend.cf-workloads.svc.cluster.local"));
+    assert!(
+        config
+            .clusters
+            .contains_key("outbound|8080||s-dest-backend.cf-workloads.svc.cluster.local")
+    );
     // A sidecar's outbound listeners reference RDS by port; its inbound ones carry inline route configs.
     let listeners = view::listeners(&config);
     let by_name: BTreeMap<&str, &view::ListenerView> =
         listeners.iter().map(|l| (l.name.as_str(), l)).collect();
     assert_eq!(by_name["0.0.0.0_8080"].route_configs, ["8080"]);
     assert_eq!(by_name["virtualOutbound"].address, "0.0.0.0:15001");
-    assert!(by_name["virtualInbound"]
-        .filter_chains
-        .iter()
-        .any(|c| c.handler.starts_with("inline:")));
+    assert!(
+        by_name["virtualInbound"]
+            .filter_chains
+            .iter()
+            .any(|c| c.handler.starts_with("inline:"))
+    );
     // istiod sets ignore_port_in_host_matching on sidecar route configurations: `s-dest-backend:8080` finds the
     // Service's virtual host (short name), not `allow_any`.
     let by_port = config.lookup("s-dest-backend", Some(8080), "/");
