@@ -68,13 +68,7 @@ fn an_fqdn_becomes_one_http_route_attached_to_the_gateway() {
         json!({
             "apiVersion": "gateway.networking.k8s.io/v1",
             "kind": "HTTPRoute",
-            "metadata": {
-                "name": http_route_name(fqdn),
-                "namespace": NS,
-                "labels": {"app.kubernetes.io/managed-by": "cfnet-routecontroller"},
-                "annotations": {"cloudfoundry.org/fqdn": fqdn},
-                "ownerReferences": [owner("route-guid-0"), owner("route-guid-1")]
-            },
+            "metadata": child_metadata(&http_route_name(fqdn), fqdn, &["route-guid-0", "route-guid-1"]),
             "spec": {
                 "parentRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway",
                                 "namespace": "cf-system", "name": "cf-gateway"}],

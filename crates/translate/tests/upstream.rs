@@ -26,13 +26,7 @@ fn expected_vs(fqdn: &str, internal: bool, owners: &[&str], http: Value) -> Valu
     json!({
         "apiVersion": "networking.istio.io/v1alpha3",
         "kind": "VirtualService",
-        "metadata": {
-            "name": virtual_service_name(fqdn),
-            "namespace": NS,
-            "labels": {"app.kubernetes.io/managed-by": "cfnet-routecontroller"},
-            "annotations": {"cloudfoundry.org/fqdn": fqdn},
-            "ownerReferences": owners.iter().map(|o| owner(o)).collect::<Vec<_>>(),
-        },
+        "metadata": child_metadata(&virtual_service_name(fqdn), fqdn, owners),
         "spec": {
             "hosts": [fqdn],
             "gateways": [if internal { "mesh" } else { "some-gateway0" }],

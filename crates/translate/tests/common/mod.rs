@@ -69,6 +69,17 @@ pub fn route(
         .build()
 }
 
+/// The metadata of a child `name` of FQDN `fqdn` in the workloads namespace, owned by fixture Routes `owners`.
+pub fn child_metadata(name: &str, fqdn: &str, owners: &[&str]) -> serde_json::Value {
+    serde_json::json!({
+        "name": name,
+        "namespace": NS,
+        "labels": {"app.kubernetes.io/managed-by": "cfnet-routecontroller"},
+        "annotations": {"cloudfoundry.org/fqdn": fqdn},
+        "ownerReferences": owners.iter().map(|o| owner(o)).collect::<Vec<_>>(),
+    })
+}
+
 /// The ownerReference of fixture Route `name` (its uid is `<name>-k8s-uid`).
 pub fn owner(name: &str) -> serde_json::Value {
     serde_json::json!({"apiVersion": "networking.cloudfoundry.org/v1alpha1", "kind": "Route",
