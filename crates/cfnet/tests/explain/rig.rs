@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 pub const NS: &str = "cf-workloads";
 /// A workloads namespace the controller watches but the chart's Gateway does not serve.
 pub const SPACE_B: &str = "cf-space-b";
-pub const GATEWAY: &str = "cf-system/istio-ingressgateway";
+pub use crate::common::mesh::GATEWAY;
 pub const T: Duration = Duration::from_secs(90);
 
 pub struct Rig {
