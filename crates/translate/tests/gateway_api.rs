@@ -165,13 +165,7 @@ fn routes_without_destinations_get_no_rule_and_alone_no_http_route() {
     assert!(t.problems.is_empty());
     assert_eq!(t.http_routes.len(), 1);
     assert_eq!(t.http_routes[0].spec.rules.len(), 1);
-    let owners: Vec<&str> = t.http_routes[0]
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .map(|o| o.name.as_str())
-        .collect();
+    let owners = owner_names(&t.http_routes[0].metadata);
     assert_eq!(owners, ["empty", "full"], "still an owner");
 }
 

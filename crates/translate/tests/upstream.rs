@@ -417,13 +417,7 @@ fn v9_destinationless_route_sharing_an_fqdn_is_skipped() {
         Some("/path0")
     );
     // Both routes own the VirtualService.
-    let owners: Vec<&str> = vs
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .map(|o| o.name.as_str())
-        .collect();
+    let owners = owner_names(&vs.metadata);
     assert_eq!(owners, ["route-guid-1", "route-guid-0"]);
     assert!(t.problems.is_empty());
 }

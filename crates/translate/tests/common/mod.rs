@@ -80,6 +80,15 @@ pub fn child_metadata(name: &str, fqdn: &str, owners: &[&str]) -> serde_json::Va
     })
 }
 
+/// The names of the owners of `meta`, in order.
+pub fn owner_names(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Vec<&str> {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .map(|o| o.name.as_str())
+        .collect()
+}
+
 /// The ownerReference of fixture Route `name` (its uid is `<name>-k8s-uid`).
 pub fn owner(name: &str) -> serde_json::Value {
     serde_json::json!({"apiVersion": "networking.cloudfoundry.org/v1alpha1", "kind": "Route",
