@@ -117,6 +117,11 @@ pub(super) fn facts_with(
     }
 }
 
+/// Fails naming the problems unless `report` has exactly the problems `want` (code, blocking).
+pub(super) fn assert_codes(report: &Report, want: &[(Code, bool)]) {
+    assert_eq!(codes(report), want, "{:#?}", report.problems);
+}
+
 pub(super) fn codes(report: &Report) -> Vec<(Code, bool)> {
     report
         .problems
