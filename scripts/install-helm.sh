@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the helm CLI used by the chart tests (crates/cfnet/tests/helm.rs) into a cache directory outside the
+# Installs the helm CLI used by the chart tests (crates/cfnet/tests/helm/) into a cache directory outside the
 # work tree. Idempotent: a helm already in the cache is reused. Prints the absolute path of helm on stdout.
 #
 # helm is built from the Go module proxy (helm.sh/helm/v3, CGO_ENABLED=0); Go's caches live under the cache dir,

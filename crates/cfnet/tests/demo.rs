@@ -13,58 +13,28 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{KillOnDrop, exit_within, processes_naming, signal};
+use common::{CFNET, KillOnDrop, exit_within, processes_naming, repo_root, signal};
 use serde_json::Value;
 
 mod common;
 
-const CFNET: &str = env!("CARGO_BIN_EXE_cfnet");
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
 fn example_files() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(repo_root().join("examples"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-        .collect();
-    files.sort();
+    let files = common::example_files();
     assert!(files.len() >= 5, "examples: {files:?}");
     files
 }
 
 /// (namespace, name) of every Route in the example files (Lists unpacked, namespace default `default`).
 fn example_routes() -> BTreeSet<(String, String)> {
-    fn collect(doc: &Value, out: &mut BTreeSet<(String, String)>) {
-        match doc["kind"].as_str() {
-            Some("List") => doc["items"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .for_each(|i| collect(i, out)),
-            Some("Route") => {
-                let ns = doc["metadata"]["namespace"].as_str().unwrap_or("default");
-                let name = doc["metadata"]["name"].as_str().unwrap();
-                out.insert((ns.to_string(), name.to_string()));
-            }
-            _ => {}
-        }
-    }
-    let mut routes = BTreeSet::new();
-    for file in example_files() {
-        let text = std::fs::read_to_string(&file).unwrap();
-        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
-            let value: Value = serde::Deserialize::deserialize(doc).unwrap();
-            collect(&value, &mut routes);
-        }
-    }
-    routes
+    example_files();
+    common::example_route_documents()
+        .iter()
+        .map(|doc| {
+            let ns = doc["metadata"]["namespace"].as_str().unwrap_or("default");
+            let name = doc["metadata"]["name"].as_str().unwrap();
+            (ns.to_string(), name.to_string())
+        })
+        .collect()
 }
 
 /// What `cfnet render` derives from the examples: Service names, VirtualService (or HTTPRoute) names, and
@@ -219,37 +189,35 @@ fn state_dir() -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
-#[test]
-fn demo_exit_when_ready_reports_every_example_and_stops_everything() {
-    demo_exit_when_ready(&[], ISTIO);
-}
-
-/// `--routing-api gateway-api`: the Gateway API CRDs are installed and the HTTPRoutes listed.
-#[test]
-fn demo_in_gateway_api_mode_lists_http_routes() {
-    demo_exit_when_ready(&["--routing-api", GATEWAY_API], GATEWAY_API);
-}
-
-fn demo_exit_when_ready(extra: &[&str], routing_api: &str) {
-    let (_dir, state) = state_dir();
-    // From the repository root without --examples: exactly the README's command.
+/// `cfnet demo ARGS --state-dir STATE` from the repository root (as the README runs it) to a successful end:
+/// its stdout and stderr.
+fn run_demo(args: &[&str], state: &Path, what: &str) -> (String, String) {
     let out = Command::new(CFNET)
-        .args(["demo", "--exit-when-ready", "--state-dir"])
-        .arg(&state)
-        .args(extra)
+        .arg("demo")
+        .args(args)
+        .arg("--state-dir")
+        .arg(state)
         .current_dir(repo_root())
         .env_remove("ISTIO_GATEWAY_NAME")
         .env_remove("CFNET_ROUTING_API")
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         out.status.success(),
-        "cfnet demo failed: {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        "{what} failed: {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
         out.status
     );
-    check_tables(&stdout, routing_api);
+    (stdout, stderr)
+}
+
+#[test]
+fn demo_exit_when_ready_reports_every_example_and_stops_everything() {
+    let (_dir, state) = state_dir();
+    // From the repository root without --examples: exactly the README's command.
+    let (stdout, stderr) = run_demo(&["--exit-when-ready"], &state, "cfnet demo");
+    check_tables(&stdout, ISTIO);
     assert!(
         stderr.contains("controller, kube-apiserver and etcd stopped"),
         "{stderr}"
@@ -259,6 +227,23 @@ fn demo_exit_when_ready(extra: &[&str], routing_api: &str) {
         Vec::<String>::new(),
         "no etcd/kube-apiserver survives the demo"
     );
+}
+
+/// `--routing-api gateway-api`: the Gateway API CRDs are installed and the HTTPRoutes listed.
+#[test]
+fn demo_in_gateway_api_mode_lists_http_routes() {
+    let (_dir, state) = state_dir();
+    let (stdout, stderr) = run_demo(
+        &["--exit-when-ready", "--routing-api", GATEWAY_API],
+        &state,
+        "cfnet demo --routing-api gateway-api",
+    );
+    check_tables(&stdout, GATEWAY_API);
+    assert!(
+        stderr.contains("controller, kube-apiserver and etcd stopped"),
+        "{stderr}"
+    );
+    assert_eq!(processes_naming(&state, 0), Vec::<String>::new());
 }
 
 /// The demo's stdout up to and including its `cfnet demo: ready.` line.
@@ -403,36 +388,14 @@ fn gateway_routes_of_examples(invalid: &BTreeMap<String, String>) -> BTreeSet<(S
         }
     }
     let mut out = BTreeSet::new();
-    for file in example_files() {
-        let text = std::fs::read_to_string(&file).unwrap();
-        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
-            let value: Value = serde::Deserialize::deserialize(doc).unwrap();
-            collect(&value, invalid, &mut out);
-        }
+    for doc in common::example_route_documents() {
+        collect(&doc, invalid, &mut out);
     }
     out
 }
 
-#[test]
-fn demo_istiod_prints_the_gateway_envoy_routes_and_stops_everything() {
-    let (_dir, state) = state_dir();
-    let out = Command::new(CFNET)
-        .args(["demo", "--istiod", "--exit-when-ready", "--state-dir"])
-        .arg(&state)
-        .current_dir(repo_root())
-        .env_remove("ISTIO_GATEWAY_NAME")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "cfnet demo --istiod failed: {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        out.status
-    );
-    // The demo's own tables are unchanged by --istiod.
-    check_tables(&stdout, ISTIO);
-
+/// The gateway's Envoy routes table `cfnet demo --istiod` prints: a row for every programmed external example.
+fn assert_gateway_envoy_routes(stdout: &str) {
     // Then the gateway's Envoy routes: a row `http.8080 <vhost> <domains> prefix <path> <clusters> <vs>` for
     // every programmed external example.
     let mut lines = stdout.lines();
@@ -461,6 +424,10 @@ fn demo_istiod_prints_the_gateway_envoy_routes_and_stops_everything() {
             "the gateway routes {fqdn}{path} to a cluster:\n{stdout}"
         );
     }
+}
+
+/// The `cfnet explain` reports that end `cfnet demo --istiod`.
+fn assert_explain_of_the_examples(stdout: &str) {
     // It ends with `cfnet explain` of a healthy URL (weighted, with the demo's EndpointSlices, through the
     // gateway's Envoy) and a broken one (an Invalid route whose path its sibling serves).
     let healthy = stdout
@@ -482,6 +449,21 @@ fn demo_istiod_prints_the_gateway_envoy_routes_and_stops_everything() {
         broken.contains("route_not_ready: route cf-workloads/route-news-beta"),
         "{stdout}"
     );
+}
+
+#[test]
+fn demo_istiod_prints_the_gateway_envoy_routes_and_stops_everything() {
+    let (_dir, state) = state_dir();
+    let (stdout, stderr) = run_demo(
+        &["--istiod", "--exit-when-ready"],
+        &state,
+        "cfnet demo --istiod",
+    );
+    // The demo's own tables are unchanged by --istiod.
+    check_tables(&stdout, ISTIO);
+
+    assert_gateway_envoy_routes(&stdout);
+    assert_explain_of_the_examples(&stdout);
     assert!(
         stderr.contains("controller, istiod, kube-apiserver and etcd stopped"),
         "{stderr}"

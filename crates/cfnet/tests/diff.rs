@@ -4,7 +4,9 @@
 //! the same binary works as the kubectl plugin `kubectl-cfnet`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails where its setup does
 
-use std::collections::BTreeMap;
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -12,12 +14,14 @@ use std::time::{Duration, Instant};
 use cfnet_api::fixtures::{destination, route};
 use cfnet_api::{FINALIZER, MANAGED_BY_LABEL, ROUTE_FQDN_ANNOTATION, ROUTE_GUID_LABEL, Route};
 use cfnet_translate::{Settings, translate, virtual_service_name};
+use common::mesh::GATEWAY;
+use common::{CFNET, cfnet};
 use k8s_openapi::api::core::v1::Service;
+use kube::Client;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::ApiResource;
 use serde_json::{Value, json};
 
-const GATEWAY: &str = "cf-system/istio-ingressgateway";
 /// The field manager of the Go routecontroller's writes.
 const GO_MANAGER: &str = "routecontroller";
 
@@ -163,14 +167,6 @@ async fn versions(client: &kube::Client, ns: &str) -> BTreeMap<String, String> {
     all
 }
 
-fn cfnet(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cfnet"))
-        .args(args)
-        .env_remove("ISTIO_GATEWAY_NAME")
-        .output()
-        .expect("running cfnet")
-}
-
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -188,11 +184,25 @@ fn stable(text: &str, ns: &str, live: &[Route]) -> String {
     text
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn diff_shows_what_the_controller_changes_on_a_go_controller_cluster_and_writes_nothing() {
-    let cp = cfnet_testenv::ControlPlane::start()
-        .await
-        .expect("starting the local control plane");
+/// The namespace under test: the Routes and what the Go controller wrote for them.
+struct Cluster {
+    client: Client,
+    ns: String,
+    kubeconfig: String,
+    live: Vec<Route>,
+}
+
+impl Cluster {
+    /// `cfnet diff -n NS --kubeconfig K` plus `extra`.
+    fn diff(&self, extra: &[&str]) -> Output {
+        let mut args = vec!["diff", "-n", &self.ns, "--kubeconfig", &self.kubeconfig];
+        args.extend_from_slice(extra);
+        cfnet(&args)
+    }
+}
+
+/// Creates the Routes in a fresh namespace and writes their children as the Go controller would.
+async fn go_controller_cluster(cp: &cfnet_testenv::ControlPlane) -> Cluster {
     let client = cp.client();
     let ns = cp.create_namespace("diff").await.expect("namespace");
     let kubeconfig = cp.kubeconfig_path().display().to_string();
@@ -202,17 +212,23 @@ async fn diff_shows_what_the_controller_changes_on_a_go_controller_cluster_and_w
     }
     let live = route_api.list(&ListParams::default()).await.unwrap().items;
     write_as_the_go_controller(&client, &ns, &live).await;
-    let before = versions(&client, &ns).await;
+    Cluster {
+        client,
+        ns,
+        kubeconfig,
+        live,
+    }
+}
 
-    // Text: every change, field by field.
-    let out = cfnet(&["diff", "-n", &ns, "--kubeconfig", &kubeconfig]);
+/// Text: every change, field by field; JSON: the same changes, returned.
+fn check_pending_changes(c: &Cluster) -> Value {
+    let out = c.diff(&[]);
     assert_eq!(out.status.code(), Some(1), "changes pending: {out:?}");
-    let text = stable(&stdout(&out), &ns, &live);
+    let text = stable(&stdout(&out), &c.ns, &c.live);
     insta::assert_snapshot!("diff__go_controller_cluster", text);
     docs_show(&text);
 
-    // JSON: the same changes.
-    let out = cfnet(&["diff", "-n", &ns, "--kubeconfig", &kubeconfig, "-o", "json"]);
+    let out = c.diff(&["-o", "json"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     let summary = &json["summary"];
@@ -221,7 +237,6 @@ async fn diff_shows_what_the_controller_changes_on_a_go_controller_cluster_and_w
         &json!({"create": 2, "update": 5, "adopt": 7, "delete": 2, "refuse": 1}),
         "{json:#}"
     );
-    let vs_old = virtual_service_name("Admin.apps.example.com");
     let actions: Vec<(String, String)> = json["changes"]
         .as_array()
         .unwrap()
@@ -240,29 +255,28 @@ async fn diff_shows_what_the_controller_changes_on_a_go_controller_cluster_and_w
         ("refuse", "s-d-web".to_owned()),
         ("adopt", "s-d-api".to_owned()),
         ("create", virtual_service_name("admin.apps.example.com")),
-        ("delete", vs_old.clone()),
+        ("delete", virtual_service_name("Admin.apps.example.com")),
     ] {
         assert!(
             actions.contains(&(want.0.to_owned(), want.1.clone())),
             "{want:?} in {actions:?}"
         );
     }
+    json
+}
 
-    // Diff wrote nothing.
-    assert_eq!(versions(&client, &ns).await, before, "diff must not write");
-
-    // The controller makes exactly these changes; afterwards diff finds none (the foreign Service is
-    // still refused, which is no write).
+/// Runs the controller until diff reports nothing to do (or 60 s pass); diff's last output.
+async fn converge_with_the_controller(c: &Cluster) -> Output {
     let mut config = cfnet_controller::Config::new(GATEWAY);
-    config.namespaces = vec![ns.clone()];
-    let mut controller = cfnet_controller::InProcess::start(config, client.clone());
+    config.namespaces = vec![c.ns.clone()];
+    let mut controller = cfnet_controller::InProcess::start(config, c.client.clone());
     controller
         .wait_ready(Duration::from_secs(30))
         .await
         .expect("controller ready");
     let deadline = Instant::now() + Duration::from_secs(60);
     let converged = loop {
-        let out = cfnet(&["diff", "-n", &ns, "--kubeconfig", &kubeconfig]);
+        let out = c.diff(&[]);
         if out.status.code() == Some(0) || Instant::now() > deadline {
             break out;
         }
@@ -272,15 +286,21 @@ async fn diff_shows_what_the_controller_changes_on_a_go_controller_cluster_and_w
         .stop(Duration::from_secs(10))
         .await
         .expect("controller stopped");
-    assert_eq!(converged.status.code(), Some(0), "{}", stdout(&converged));
-    let text = stdout(&converged);
+    converged
+}
+
+/// Afterwards diff finds nothing but the refused foreign Service, and the orphans are pruned.
+async fn check_converged(c: &Cluster, converged: &Output) {
+    let ns = &c.ns;
+    assert_eq!(converged.status.code(), Some(0), "{}", stdout(converged));
+    let text = stdout(converged);
     assert!(
         text.starts_with(&format!("refuse Service {ns}/s-d-web\n"))
             && text.ends_with("summary: 1 refuse\n"),
         "{text}"
     );
     assert!(
-        Api::<Service>::namespaced(client.clone(), &ns)
+        Api::<Service>::namespaced(c.client.clone(), ns)
             .get_opt("s-d-old")
             .await
             .unwrap()
@@ -288,22 +308,30 @@ async fn diff_shows_what_the_controller_changes_on_a_go_controller_cluster_and_w
         "the controller pruned the orphan diff announced"
     );
     assert!(
-        vs_api(&client, &ns)
-            .get_opt(&vs_old)
+        vs_api(&c.client, ns)
+            .get_opt(&virtual_service_name("Admin.apps.example.com"))
             .await
             .unwrap()
             .is_none()
     );
+}
 
-    // The controller wrote exactly the objects diff announced: every other resourceVersion is unchanged.
-    let converged_versions = versions(&client, &ns).await;
-    let written: std::collections::BTreeSet<String> = before
+/// `kind/name` of every object whose resourceVersion differs between `before` and `after`.
+fn written(
+    before: &BTreeMap<String, String>,
+    after: &BTreeMap<String, String>,
+) -> BTreeSet<String> {
+    before
         .keys()
-        .chain(converged_versions.keys())
-        .filter(|k| before.get(*k) != converged_versions.get(*k))
+        .chain(after.keys())
+        .filter(|k| before.get(*k) != after.get(*k))
         .cloned()
-        .collect();
-    let announced: std::collections::BTreeSet<String> = json["changes"]
+        .collect()
+}
+
+/// `kind/name` of every change of diff's JSON that is a write (all but refusals).
+fn announced(json: &Value) -> BTreeSet<String> {
+    json["changes"]
         .as_array()
         .unwrap()
         .iter()
@@ -315,18 +343,16 @@ async fn diff_shows_what_the_controller_changes_on_a_go_controller_cluster_and_w
                 c["name"].as_str().unwrap()
             )
         })
-        .collect();
-    assert_eq!(written, announced);
+        .collect()
+}
 
-    // Converged: no writes from diff either.
-    let out = cfnet(&["diff", "-n", &ns, "--kubeconfig", &kubeconfig]);
-    assert_eq!(out.status.code(), Some(0));
-    assert_eq!(versions(&client, &ns).await, converged_versions);
-
-    // -f: a changed port of one Route, compared with the live cluster, touches only its FQDN (no other
-    // FQDN of the namespace is compared).
+/// -f: a changed port of one Route, compared with the live cluster, touches only its FQDN (no other FQDN
+/// of the namespace is compared).
+fn check_diff_of_a_file(c: &Cluster) {
+    let ns = &c.ns;
     let dir = tempfile::tempdir().unwrap();
-    let mut shop = live
+    let mut shop = c
+        .live
         .iter()
         .find(|r| r.metadata.name.as_deref() == Some("shop"))
         .unwrap()
@@ -337,15 +363,7 @@ async fn diff_shows_what_the_controller_changes_on_a_go_controller_cluster_and_w
     shop.metadata.namespace = None;
     let file = dir.path().join("shop.yaml");
     std::fs::write(&file, serde_yaml_ng::to_string(&shop).unwrap()).unwrap();
-    let out = cfnet(&[
-        "diff",
-        "-f",
-        file.to_str().unwrap(),
-        "-n",
-        &ns,
-        "--kubeconfig",
-        &kubeconfig,
-    ]);
+    let out = c.diff(&["-f", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let text = stdout(&out);
     assert!(
@@ -358,9 +376,44 @@ async fn diff_shows_what_the_controller_changes_on_a_go_controller_cluster_and_w
         !text.contains("s-d-api") && !text.contains("s-d-web"),
         "other FQDNs are not compared: {text}"
     );
-    assert_eq!(versions(&client, &ns).await, converged_versions);
+}
 
-    plugin(&ns, &kubeconfig, &text_of_converged(&ns, &kubeconfig));
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_shows_what_the_controller_changes_on_a_go_controller_cluster_and_writes_nothing() {
+    let cp = cfnet_testenv::ControlPlane::start()
+        .await
+        .expect("starting the local control plane");
+    let c = go_controller_cluster(&cp).await;
+    let before = versions(&c.client, &c.ns).await;
+    let json = check_pending_changes(&c);
+    // Diff wrote nothing.
+    assert_eq!(
+        versions(&c.client, &c.ns).await,
+        before,
+        "diff must not write"
+    );
+
+    // The controller makes exactly these changes; afterwards diff finds none (the foreign Service is
+    // still refused, which is no write).
+    let converged = converge_with_the_controller(&c).await;
+    check_converged(&c, &converged).await;
+    // The controller wrote exactly the objects diff announced: every other resourceVersion is unchanged.
+    let converged_versions = versions(&c.client, &c.ns).await;
+    assert_eq!(written(&before, &converged_versions), announced(&json));
+
+    // Converged: no writes from diff either.
+    let out = c.diff(&[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(versions(&c.client, &c.ns).await, converged_versions);
+
+    check_diff_of_a_file(&c);
+    assert_eq!(versions(&c.client, &c.ns).await, converged_versions);
+
+    plugin(
+        &c.ns,
+        &c.kubeconfig,
+        &text_of_converged(&c.ns, &c.kubeconfig),
+    );
 }
 
 const BEGIN: &str = "<!-- cfnet-diff-output:begin -->\n```text\n";
@@ -398,7 +451,7 @@ fn text_of_converged(ns: &str, kubeconfig: &str) -> String {
 fn plugin(ns: &str, kubeconfig: &str, expected: &str) {
     let dir = tempfile::tempdir().unwrap();
     let plugin = dir.path().join("kubectl-cfnet");
-    std::fs::copy(env!("CARGO_BIN_EXE_cfnet"), &plugin).unwrap();
+    std::fs::copy(CFNET, &plugin).unwrap();
     let context = current_context(Path::new(kubeconfig));
     let kubectl = Command::new("kubectl")
         .args(["version", "--client"])

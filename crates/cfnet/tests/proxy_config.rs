@@ -7,22 +7,24 @@
 //! Errors without servers: proxy_config_cli.rs. Fails (never skips) when a binary is missing.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails where its setup does
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use cfnet_api::{ConditionStatus, READY, Route};
 use cfnet_controller::{Config, InProcess};
-use cfnet_testenv::{ControlPlane, Istiod, IstiodOptions};
-use k8s_openapi::api::core::v1::Namespace;
+use cfnet_testenv::{ControlPlane, Istiod};
+use common::mesh::{
+    GATEWAY, apply_route, ensure_namespace, start_control_plane_and_istiod, start_controller,
+};
+use common::{CFNET, cfnet};
 use kube::ResourceExt;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams};
 use serde_json::Value;
 
-const CFNET: &str = env!("CARGO_BIN_EXE_cfnet");
-/// The chart's Gateway, which the controller binds external VirtualServices to.
-const GATEWAY: &str = "cf-system/istio-ingressgateway";
 /// The gateway's HTTP server (port 80, listener on the Service's targetPort 8080).
 const GATEWAY_HTTP: &str = "http.8080";
 /// The gateway's HTTPS server for the app domains (`https-workloads` of the chart's Gateway).
@@ -31,40 +33,12 @@ const GATEWAY_HTTPS: &str = "https.443.https-workloads.istio-ingressgateway.cf-s
 const SIDECAR_HTTP: &str = "80";
 const T: Duration = Duration::from_secs(60);
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
 /// Every Route of examples/*.yaml (Lists unpacked).
 fn example_routes() -> Vec<Route> {
-    fn collect(doc: Value, out: &mut Vec<Route>) {
-        match doc["kind"].as_str() {
-            Some("List") => {
-                for item in doc["items"].as_array().cloned().unwrap_or_default() {
-                    collect(item, out);
-                }
-            }
-            Some("Route") => out.push(serde_json::from_value(doc).unwrap()),
-            _ => {}
-        }
-    }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(repo_root().join("examples"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+    let routes: Vec<Route> = common::example_route_documents()
+        .into_iter()
+        .map(|doc| serde_json::from_value(doc).unwrap())
         .collect();
-    files.sort();
-    let mut routes = Vec::new();
-    for file in files {
-        let text = std::fs::read_to_string(&file).unwrap();
-        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
-            collect(serde::Deserialize::deserialize(doc).unwrap(), &mut routes);
-        }
-    }
     assert!(routes.len() >= 8, "the examples: {}", routes.len());
     routes
 }
@@ -211,14 +185,6 @@ fn actual(json: &Value, expected: &Expected) -> Vec<((String, String, String), V
     out
 }
 
-fn cfnet(args: &[&str]) -> Output {
-    Command::new(CFNET)
-        .args(args)
-        .env_remove("ISTIO_GATEWAY_NAME")
-        .output()
-        .unwrap()
-}
-
 fn cfnet_with_gateway_env(args: &[&str], istio_gateway_name: &str) -> Output {
     Command::new(CFNET)
         .args(args)
@@ -251,44 +217,18 @@ struct Installation {
 /// What `cfnet dev up --istiod` runs plus the chart's Istio objects and the controller, with the examples
 /// applied and every Route's Ready condition written.
 async fn install_examples(routes: &[Route]) -> (Installation, Vec<Route>) {
-    let cp = ControlPlane::start().await.expect("control plane starts");
-    let istiod = Istiod::start(&cp, IstiodOptions::default())
-        .await
-        .expect("istiod starts");
-    cfnet_testenv::chart::apply_chart_istio_objects(&cp, &[])
-        .await
-        .expect("the chart's Istio objects apply");
+    let (cp, istiod) = start_control_plane_and_istiod().await;
     let client = cfnet_controller::connect(Some(cp.kubeconfig_path()))
         .await
         .expect("a client for the control plane");
-    let mut controller = InProcess::start(Config::new(GATEWAY), client.clone());
-    controller
-        .wait_ready(Duration::from_secs(30))
-        .await
-        .expect("controller caches synced");
+    let controller = start_controller(Config::new(GATEWAY), client.clone()).await;
     let namespaces: BTreeSet<String> = routes.iter().filter_map(|r| r.namespace()).collect();
     for ns in &namespaces {
         // The chart's objects created cf-workloads already; any other namespace of the examples:
-        let namespace =
-            serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap();
-        match Api::<Namespace>::all(client.clone())
-            .create(&PostParams::default(), &namespace)
-            .await
-        {
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.is_already_exists() => {}
-            Err(e) => panic!("create namespace {ns}: {e}"),
-        }
+        ensure_namespace(&client, ns).await;
     }
     for route in routes {
-        Api::<Route>::namespaced(client.clone(), &route.namespace().unwrap())
-            .patch(
-                &route.name_any(),
-                &PatchParams::apply("cloud-controller").force(),
-                &Patch::Apply(route),
-            )
-            .await
-            .unwrap_or_else(|e| panic!("apply Route {}: {e}", route.name_any()));
+        apply_route(&client, route).await;
     }
     let deadline = Instant::now() + T;
     let current = loop {

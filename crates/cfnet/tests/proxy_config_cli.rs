@@ -2,17 +2,9 @@
 //! address, exit 1; a state dir without `istiod` exit 1 naming the file and the fix; bad flags exit 2.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails where its setup does
 
-use std::process::{Command, Output};
+mod common;
 
-const CFNET: &str = env!("CARGO_BIN_EXE_cfnet");
-
-fn cfnet(args: &[&str]) -> Output {
-    Command::new(CFNET)
-        .args(args)
-        .env_remove("ISTIO_GATEWAY_NAME")
-        .output()
-        .unwrap()
-}
+use common::cfnet;
 
 /// A loopback port nothing listens on: bound, then released.
 fn closed_port() -> String {

@@ -20,17 +20,15 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client as HttpClient;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
 use kube::api::{Api, ObjectMeta, PostParams};
 
+mod launch;
+
 use crate::process::Server;
-use crate::{ControlPlane, Error, binaries, install, istio_webhook, mesh_config, secrets};
+use crate::{ControlPlane, Error, binaries, install, istio_webhook, mesh_config};
+use launch::{CertFiles, Plan};
 
 /// istiod's namespace (`POD_NAMESPACE`): it reads its mesh-wide settings and writes its leases here.
 pub const ISTIO_NAMESPACE: &str = "istio-system";
@@ -95,33 +93,6 @@ impl std::fmt::Debug for Istiod {
     }
 }
 
-/// The listeners of one istiod.
-#[derive(Clone, Copy, Debug)]
-struct Ports {
-    http: u16,
-    grpc: u16,
-    monitoring: u16,
-    webhook: u16,
-}
-
-/// What every start attempt shares.
-struct Plan<'a> {
-    binary: &'a Path,
-    kubeconfig: &'a Path,
-    mesh_config: &'a Path,
-    certs: Option<&'a CertFiles>,
-    log: PathBuf,
-    graceful: bool,
-    options: &'a IstiodOptions,
-}
-
-struct CertFiles {
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-    ca_pem: String,
-}
-
 impl Istiod {
     /// Starts istiod against `cp` (creating namespace istio-system if needed) and waits until it is ready and,
     /// with [`IstiodOptions::validation_webhook`], until the API server calls its webhook.
@@ -140,7 +111,7 @@ impl Istiod {
         let mesh_config = dir.join("istiod-mesh.yaml");
         crate::write_private(&mesh_config, &mesh_config::mesh_config_yaml()?)?;
         let certs = if options.validation_webhook {
-            Some(write_certs(&dir.join("istiod-certs"))?)
+            Some(launch::write_certs(&dir.join("istiod-certs"))?)
         } else {
             None
         };
@@ -154,24 +125,8 @@ impl Istiod {
             options: &options,
         };
         let deadline = started + options.ready_timeout;
-
-        // Free ports are picked by binding port 0 and releasing it: another process may grab one in between.
-        const ATTEMPTS: usize = 3;
-        let mut attempt = 1;
-        let (server, ports) = loop {
-            match start_once(&plan, deadline).await {
-                Err(Error::ServerExited {
-                    server,
-                    status,
-                    log,
-                    log_tail,
-                }) if attempt < ATTEMPTS && log_tail.contains("address already in use") => {
-                    tracing::warn!(server, %status, log = %log.display(), attempt, "port taken during start-up; retrying");
-                    attempt += 1;
-                }
-                other => break other?,
-            }
-        };
+        let (server, ports) =
+            crate::retry_on_port_taken(|| launch::start_once(&plan, deadline)).await?;
         let loopback = |port| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let mut istiod = Istiod {
             server,
@@ -186,29 +141,46 @@ impl Istiod {
             version,
             startup: Duration::ZERO,
         };
-        if let (Some(certs), Some(addr)) = (&certs, istiod.webhook_addr) {
-            // From here on, a failure drops `istiod`, which removes the configuration again.
-            istiod.webhook_registered = true;
-            let url = format!("https://{addr}/validate");
-            istio_webhook::register(
-                cp.client(),
-                &istio_webhook::configuration(&url, &certs.ca_pem),
-            )
-            .await?;
-            let deadline = deadline.max(Instant::now() + Duration::from_secs(10));
-            if let Err(last) = istio_webhook::wait_effective(cp.client(), deadline).await {
-                return Err(Error::WebhookNotEffective {
-                    timeout: started.elapsed(),
-                    webhook_url: url,
-                    last,
-                    log: istiod.log_path().to_path_buf(),
-                    log_tail: crate::process::log_tail(istiod.log_path()),
-                });
-            }
+        if let Some(certs) = &certs {
+            istiod
+                .register_webhook(cp, certs, started, deadline)
+                .await?;
         }
         istiod.startup = started.elapsed();
         tracing::info!(xds = %istiod.xds_addr, pid = istiod.pid(), startup = ?istiod.startup, webhook = ?istiod.webhook_addr, "istiod ready");
         Ok(istiod)
+    }
+
+    /// Registers Istio's validating webhook pointing at this istiod and waits until the API server calls it.
+    async fn register_webhook(
+        &mut self,
+        cp: &ControlPlane,
+        certs: &CertFiles,
+        started: Instant,
+        deadline: Instant,
+    ) -> Result<(), Error> {
+        let Some(addr) = self.webhook_addr else {
+            return Ok(());
+        };
+        // From here on, a failure drops `self`, which removes the configuration again.
+        self.webhook_registered = true;
+        let url = format!("https://{addr}/validate");
+        istio_webhook::register(
+            cp.client(),
+            &istio_webhook::configuration(&url, &certs.ca_pem),
+        )
+        .await?;
+        let deadline = deadline.max(Instant::now() + Duration::from_secs(10));
+        if let Err(last) = istio_webhook::wait_effective(cp.client(), deadline).await {
+            return Err(Error::WebhookNotEffective {
+                timeout: started.elapsed(),
+                webhook_url: url,
+                last,
+                log: self.log_path().to_path_buf(),
+                log_tail: crate::process::log_tail(self.log_path()),
+            });
+        }
+        Ok(())
     }
 
     /// The plaintext gRPC address serving ADS (xDS), `127.0.0.1:<port>`.
@@ -294,119 +266,6 @@ impl Drop for Istiod {
     }
 }
 
-/// Spawns istiod on fresh ports and waits until `/ready` is 200 and the xDS port accepts connections.
-async fn start_once(plan: &Plan<'_>, deadline: Instant) -> Result<(Server, Ports), Error> {
-    let [http, grpc, monitoring, webhook] = crate::free_ports()?;
-    let ports = Ports {
-        http,
-        grpc,
-        monitoring,
-        webhook,
-    };
-    let mut server = Server::spawn_with_env(
-        "istiod",
-        plan.binary,
-        &args(plan, ports),
-        &env(plan.options),
-        &plan.log,
-        plan.graceful,
-    )?;
-    let client = http_client();
-    let http_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, ports.http));
-    let xds_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, ports.grpc));
-    loop {
-        if let Some(status) = server.exit_status() {
-            return Err(server.exited_error(status));
-        }
-        let last = match http_get(&client, http_addr, "/ready").await {
-            Ok((status, _)) if status.is_success() => {
-                match tokio::net::TcpStream::connect(xds_addr).await {
-                    Ok(_) => return Ok((server, ports)),
-                    Err(e) => format!("/ready is 200 but the xDS port {xds_addr}: {e}"),
-                }
-            }
-            Ok((status, body)) => format!("{status} {}", body.trim()),
-            Err(e) => e.to_string(),
-        };
-        if Instant::now() > deadline {
-            return Err(Error::IstiodNotReady {
-                timeout: plan.options.ready_timeout,
-                url: format!("http://{http_addr}/ready"),
-                last,
-                log: plan.log.clone(),
-                log_tail: crate::process::log_tail(&plan.log),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// pilot-discovery's command line.
-fn args(plan: &Plan<'_>, ports: Ports) -> Vec<String> {
-    let mut args = vec![
-        "discovery".to_string(),
-        format!("--kubeconfig={}", plan.kubeconfig.display()),
-        format!("--meshConfig={}", plan.mesh_config.display()),
-        format!("--httpAddr=127.0.0.1:{}", ports.http),
-        format!("--grpcAddr=127.0.0.1:{}", ports.grpc),
-        format!("--monitoringAddr=127.0.0.1:{}", ports.monitoring),
-        // No CA, so no mTLS xDS.
-        "--secureGRPCAddr=".to_string(),
-        // ControlZ defaults to localhost:9876, which parallel istiods would fight over.
-        "--ctrlz_address=127.0.0.1".to_string(),
-        "--ctrlz_port=0".to_string(),
-        // Connections are not drained on shutdown (default 10 s): nothing here needs it.
-        "--shutdownDuration=1s".to_string(),
-    ];
-    match plan.certs {
-        Some(certs) => args.extend([
-            format!("--httpsAddr=127.0.0.1:{}", ports.webhook),
-            format!("--tlsCertFile={}", certs.cert.display()),
-            format!("--tlsKeyFile={}", certs.key.display()),
-            format!("--caCertFile={}", certs.ca.display()),
-        ]),
-        // Webhooks move onto the plain HTTP address instead of a listener on :15017.
-        None => args.push("--httpsAddr=".to_string()),
-    }
-    args
-}
-
-/// pilot-discovery's environment: ours, then the caller's extra variables.
-fn env(options: &IstiodOptions) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = [
-        ("POD_NAMESPACE", ISTIO_NAMESPACE),
-        ("POD_NAME", "istiod-cfnet-testenv"),
-        // istiod must not look for (and patch) webhook configurations of its own: we register ours.
-        ("INJECTION_WEBHOOK_CONFIG_NAME", ""),
-        ("VALIDATION_WEBHOOK_CONFIG_NAME", ""),
-        (
-            "PILOT_ENABLE_GATEWAY_API",
-            if options.gateway_api { "true" } else { "false" },
-        ),
-        ("ENABLE_CA_SERVER", "false"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    env.extend(options.env.iter().cloned());
-    env
-}
-
-fn write_certs(dir: &Path) -> Result<CertFiles, Error> {
-    std::fs::create_dir_all(dir).map_err(Error::io(format!("creating {}", dir.display())))?;
-    let serving = secrets::loopback_serving_cert("istiod cfnet-testenv webhook")?;
-    let files = CertFiles {
-        ca: dir.join("ca.crt"),
-        cert: dir.join("tls.crt"),
-        key: dir.join("tls.key"),
-        ca_pem: serving.ca_pem,
-    };
-    crate::write_private(&files.ca, &files.ca_pem)?;
-    crate::write_private(&files.cert, &serving.cert_pem)?;
-    crate::write_private(&files.key, &serving.key_pem)?;
-    Ok(files)
-}
-
 /// The version recorded by the installer next to the binary.
 fn installed_version(binary: &Path) -> String {
     std::fs::read_to_string(binary.with_file_name("pilot-discovery.version"))
@@ -434,48 +293,13 @@ async fn ensure_namespace(client: Client, name: &str) -> Result<(), Error> {
 
 /// `GET http://<addr><path>` (e.g. `/metrics` on [`Istiod::monitoring_addr`]): status and body.
 pub async fn get(addr: SocketAddr, path: &str) -> Result<(http::StatusCode, String), Error> {
-    http_get(&http_client(), addr, path).await
-}
-
-fn http_client() -> HttpClient<HttpConnector, Empty<Bytes>> {
-    HttpClient::builder(TokioExecutor::new()).build_http()
-}
-
-async fn http_get(
-    client: &HttpClient<HttpConnector, Empty<Bytes>>,
-    addr: SocketAddr,
-    path: &str,
-) -> Result<(http::StatusCode, String), Error> {
-    let url = format!("http://{addr}{path}");
-    let err = |message: String| Error::Http {
-        url: url.clone(),
-        message,
-    };
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|e: http::uri::InvalidUri| err(e.to_string()))?;
-    let response = tokio::time::timeout(Duration::from_secs(5), client.get(uri))
-        .await
-        .map_err(|_| err("no answer within 5 s".into()))?
-        .map_err(|e| err(e.to_string()))?;
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| err(e.to_string()))?
-        .to_bytes();
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    launch::http_get(&launch::http_client(), addr, path).await
 }
 
 /// Builds istiod once per process (the script itself locks the cache against other processes).
 async fn install_missing_istiod() -> Result<PathBuf, Error> {
     static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let installed = tokio::task::spawn_blocking(|| {
-        let _one_at_a_time = INSTALLING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Ok(found) = binaries::locate_istiod() {
-            return Ok(found);
-        }
+    crate::install_once(&INSTALLING, "the istiod installer", binaries::locate_istiod, || {
         eprintln!("cfnet-testenv: istiod (pilot-discovery) missing; building it (first run: 10-20 minutes)");
         let report = install::install_istiod()?;
         eprintln!(
@@ -483,124 +307,7 @@ async fn install_missing_istiod() -> Result<PathBuf, Error> {
             report.version,
             report.path.display()
         );
-        binaries::locate_istiod()
+        Ok(())
     })
-    .await;
-    installed.map_err(|e| Error::InstallerFailed {
-        installer: "the istiod installer",
-        status: e.to_string(),
-    })?
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn plan<'a>(options: &'a IstiodOptions, certs: Option<&'a CertFiles>) -> Plan<'a> {
-        Plan {
-            binary: Path::new("/bin/pilot-discovery"),
-            kubeconfig: Path::new("/s/kubeconfig"),
-            mesh_config: Path::new("/s/istiod-mesh.yaml"),
-            certs,
-            log: PathBuf::from("/s/istiod.log"),
-            graceful: false,
-            options,
-        }
-    }
-
-    const PORTS: Ports = Ports {
-        http: 1,
-        grpc: 2,
-        monitoring: 3,
-        webhook: 4,
-    };
-
-    #[test]
-    fn every_listener_is_on_loopback() {
-        let options = IstiodOptions::default();
-        let certs = CertFiles {
-            ca: "/c/ca.crt".into(),
-            cert: "/c/tls.crt".into(),
-            key: "/c/tls.key".into(),
-            ca_pem: String::new(),
-        };
-        for certs in [None, Some(&certs)] {
-            let args = args(&plan(&options, certs), PORTS);
-            for flag in [
-                "--httpAddr=",
-                "--grpcAddr=",
-                "--monitoringAddr=",
-                "--ctrlz_address=",
-            ] {
-                let value = args.iter().find_map(|a| a.strip_prefix(flag)).unwrap();
-                assert!(value.starts_with("127.0.0.1"), "{flag}{value}");
-            }
-            let https = args
-                .iter()
-                .find_map(|a| a.strip_prefix("--httpsAddr="))
-                .unwrap();
-            assert!(https.is_empty() || https == "127.0.0.1:4", "{https}");
-            assert!(args.contains(&"--secureGRPCAddr=".to_string()));
-        }
-    }
-
-    #[test]
-    fn the_webhook_server_gets_the_certificate_files() {
-        let options = IstiodOptions::default();
-        let certs = CertFiles {
-            ca: "/c/ca.crt".into(),
-            cert: "/c/tls.crt".into(),
-            key: "/c/tls.key".into(),
-            ca_pem: String::new(),
-        };
-        let args = args(&plan(&options, Some(&certs)), PORTS);
-        for expected in [
-            "--httpsAddr=127.0.0.1:4",
-            "--tlsCertFile=/c/tls.crt",
-            "--tlsKeyFile=/c/tls.key",
-            "--caCertFile=/c/ca.crt",
-        ] {
-            assert!(
-                args.contains(&expected.to_string()),
-                "{expected} in {args:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn extra_env_comes_last_and_gateway_api_is_an_option() {
-        let env_of = |options: &IstiodOptions, key: &str| {
-            env(options)
-                .into_iter()
-                .rev()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v)
-        };
-        let mut options = IstiodOptions::default();
-        assert_eq!(
-            env_of(&options, "PILOT_ENABLE_GATEWAY_API").as_deref(),
-            Some("false")
-        );
-        assert_eq!(
-            env_of(&options, "VALIDATION_WEBHOOK_CONFIG_NAME").as_deref(),
-            Some("")
-        );
-        options.gateway_api = true;
-        options
-            .env
-            .push(("PILOT_DEBOUNCE_AFTER".into(), "10ms".into()));
-        options.env.push(("ENABLE_CA_SERVER".into(), "true".into()));
-        assert_eq!(
-            env_of(&options, "PILOT_ENABLE_GATEWAY_API").as_deref(),
-            Some("true")
-        );
-        assert_eq!(
-            env_of(&options, "PILOT_DEBOUNCE_AFTER").as_deref(),
-            Some("10ms")
-        );
-        assert_eq!(
-            env_of(&options, "ENABLE_CA_SERVER").as_deref(),
-            Some("true")
-        );
-    }
+    .await
 }

@@ -123,24 +123,7 @@ impl ControlPlane {
             }
             located => located?,
         };
-        // Free ports are picked by binding port 0 and releasing it; another process may grab one in between.
-        // A server that dies during start-up is therefore retried with new ports.
-        const ATTEMPTS: usize = 3;
-        let mut attempt = 1;
-        loop {
-            match Self::start_once(&binaries, &options).await {
-                Err(Error::ServerExited {
-                    server,
-                    status,
-                    log,
-                    log_tail,
-                }) if attempt < ATTEMPTS && log_tail.contains("address already in use") => {
-                    tracing::warn!(server, %status, log = %log.display(), attempt, "port taken during start-up; retrying");
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+        retry_on_port_taken(|| Self::start_once(&binaries, &options)).await
     }
 
     async fn start_once(binaries: &Binaries, options: &Options) -> Result<ControlPlane, Error> {
@@ -170,13 +153,7 @@ impl ControlPlane {
         )?;
         let mut apiserver_args = state::apiserver_args(&etcd_url, api_port, &server_url, &secrets);
         apiserver_args.extend(options.extra_apiserver_args.iter().cloned());
-        let mut apiserver = Server::spawn(
-            "kube-apiserver",
-            &binaries.kube_apiserver,
-            &apiserver_args,
-            &root.join("kube-apiserver.log"),
-            graceful,
-        )?;
+        let mut apiserver = spawn_apiserver(binaries, &apiserver_args, &root, graceful)?;
 
         let admin_yaml =
             kubeconfig::kubeconfig_yaml(&server_url, &ca_path, ADMIN_USER, &secrets.admin_token)?;
@@ -200,13 +177,8 @@ impl ControlPlane {
             .map_err(Error::kube("reading the kube-apiserver version"))?
             .git_version;
         tracing::debug!(elapsed = ?started.elapsed(), "kube-apiserver ready");
-        if let Some(mut apply) = crd_apply {
-            let names = match (&mut apply.0).await {
-                Ok(applied) => applied?,
-                Err(e) => return Err(Error::CrdTask(e.to_string())),
-            };
-            let deadline = deadline.max(Instant::now() + Duration::from_secs(5));
-            crds::wait_established(client.clone(), names, deadline).await?;
+        if let Some(apply) = crd_apply {
+            crds_established(&client, apply, deadline).await?;
             tracing::debug!(elapsed = ?started.elapsed(), "CRDs Established");
         }
         if graceful {
@@ -451,14 +423,66 @@ async fn wait_until_ready(
     }
 }
 
+/// Runs `start` again (three attempts in all) while it fails because a server it spawned died on a port
+/// taken: free ports are picked by binding port 0 and releasing it, and another process may grab one in
+/// between.
+pub(crate) async fn retry_on_port_taken<T, F, Fut>(mut start: F) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Error>>,
+{
+    const ATTEMPTS: usize = 3;
+    let mut attempt = 1;
+    loop {
+        match start().await {
+            Err(Error::ServerExited {
+                server,
+                status,
+                log,
+                log_tail,
+            }) if attempt < ATTEMPTS && log_tail.contains("address already in use") => {
+                tracing::warn!(server, %status, log = %log.display(), attempt, "port taken during start-up; retrying");
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Spawns kube-apiserver with `args`, logging to `<root>/kube-apiserver.log`.
+fn spawn_apiserver(
+    binaries: &Binaries,
+    args: &[String],
+    root: &Path,
+    graceful: bool,
+) -> Result<Server, Error> {
+    Server::spawn(
+        "kube-apiserver",
+        &binaries.kube_apiserver,
+        args,
+        &root.join("kube-apiserver.log"),
+        graceful,
+    )
+}
+
+/// Waits for the CRD apply started during readiness, then until its CRDs are Established.
+async fn crds_established(
+    client: &Client,
+    mut apply: AbortOnDrop<CrdApplied>,
+    deadline: Instant,
+) -> Result<(), Error> {
+    let names = match (&mut apply.0).await {
+        Ok(applied) => applied?,
+        Err(e) => return Err(Error::CrdTask(e.to_string())),
+    };
+    let deadline = deadline.max(Instant::now() + Duration::from_secs(5));
+    crds::wait_established(client.clone(), names, deadline).await
+}
+
 /// Runs the installer once per process (the script itself locks the cache against other processes).
 async fn install_missing_binaries() -> Result<Binaries, Error> {
     static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let installed = tokio::task::spawn_blocking(|| {
-        let _one_at_a_time = INSTALLING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Ok(found) = binaries::locate() {
-            return Ok(found);
-        }
+    install_once(&INSTALLING, "the control-plane installer", binaries::locate, || {
         eprintln!("cfnet-testenv: etcd/kube-apiserver missing; installing them (first run: several minutes)");
         let report = install::install()?;
         eprintln!(
@@ -467,11 +491,29 @@ async fn install_missing_binaries() -> Result<Binaries, Error> {
             report.source,
             report.dir.display()
         );
-        binaries::locate()
+        Ok(())
+    })
+    .await
+}
+
+/// On a blocking thread, one caller at a time (`lock`): `locate`, else `install` and `locate` again.
+pub(crate) async fn install_once<T: Send + 'static>(
+    lock: &'static std::sync::Mutex<()>,
+    installer: &'static str,
+    locate: fn() -> Result<T, Error>,
+    install: fn() -> Result<(), Error>,
+) -> Result<T, Error> {
+    let installed = tokio::task::spawn_blocking(move || {
+        let _one_at_a_time = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Ok(found) = locate() {
+            return Ok(found);
+        }
+        install()?;
+        locate()
     })
     .await;
     installed.map_err(|e| Error::InstallerFailed {
-        installer: "the control-plane installer",
+        installer,
         status: e.to_string(),
     })?
 }

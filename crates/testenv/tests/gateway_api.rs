@@ -131,109 +131,86 @@ fn route(
     r
 }
 
+const APPS: &str = "apps.example.com";
+
+/// A Route with one destination (named like the Route) on port 8080 of `app`.
+fn one_destination(name: &str, host: &str, domain: &str, path: &str, app: &str) -> Route {
+    route(
+        name,
+        host,
+        domain,
+        path,
+        vec![destination(name, 8080, None, app)],
+    )
+}
+
+/// Weights: explicit with a 0, an even split with a remainder, a single destination at 100.
+fn weighted_routes() -> [Route; 2] {
+    [
+        route(
+            "weights",
+            "weights",
+            APPS,
+            "",
+            vec![
+                destination("w-a", 8080, Some(70), "app-a"),
+                destination("w-b", 9000, Some(30), "app-b"),
+                destination("w-c", 65535, Some(0), "app-c"),
+            ],
+        ),
+        route(
+            "thirds",
+            "weights",
+            APPS,
+            "/thirds/",
+            vec![
+                destination("t-a", 1, None, "app-a"),
+                destination("t-b", 8080, None, "app-b"),
+                destination("t-c", 8080, None, "app-c"),
+            ],
+        ),
+    ]
+}
+
 /// Routes that exercise what the HTTPRoutes can hold.
 fn generated_routes() -> Vec<Route> {
-    let mut routes = Vec::new();
     // 40 context paths on one FQDN: three or more shards.
-    for i in 0..40 {
-        routes.push(route(
-            &format!("many-{i}"),
-            "many",
-            "apps.example.com",
-            &format!("/p{i}"),
-            vec![destination(
-                &format!("many-{i}"),
-                8080,
-                None,
-                &format!("app-{i}"),
-            )],
-        ));
-    }
-    routes.push(route(
-        "many-root",
-        "many",
-        "apps.example.com",
-        "",
-        vec![destination("many-root", 8080, None, "app-root")],
-    ));
-    // Wildcard hosts, and `*` alone (no hostnames).
-    routes.push(route(
-        "wild",
-        "*",
-        "apps.example.com",
-        "",
-        vec![destination("wild", 8080, None, "app-wild")],
-    ));
-    routes.push(route(
-        "wild-domain",
-        "",
-        "*.sys.example.com",
-        "/x",
-        vec![destination("wild-domain", 8080, None, "app-wd")],
-    ));
-    routes.push(route(
-        "star",
-        "",
-        "*",
-        "",
-        vec![destination("star", 8080, None, "app-star")],
-    ));
-    // Weights: explicit with a 0, an even split with a remainder, a single destination at 100.
-    routes.push(route(
-        "weights",
-        "weights",
-        "apps.example.com",
-        "",
-        vec![
-            destination("w-a", 8080, Some(70), "app-a"),
-            destination("w-b", 9000, Some(30), "app-b"),
-            destination("w-c", 65535, Some(0), "app-c"),
-        ],
-    ));
-    routes.push(route(
-        "thirds",
-        "weights",
-        "apps.example.com",
-        "/thirds/",
-        vec![
-            destination("t-a", 1, None, "app-a"),
-            destination("t-b", 8080, None, "app-b"),
-            destination("t-c", 8080, None, "app-c"),
-        ],
-    ));
-    routes.push(route(
+    let mut routes: Vec<Route> = (0..40)
+        .map(|i| {
+            let name = format!("many-{i}");
+            one_destination(&name, "many", APPS, &format!("/p{i}"), &format!("app-{i}"))
+        })
+        .collect();
+    routes.extend([
+        one_destination("many-root", "many", APPS, "", "app-root"),
+        // Wildcard hosts, and `*` alone (no hostnames).
+        one_destination("wild", "*", APPS, "", "app-wild"),
+        one_destination("wild-domain", "", "*.sys.example.com", "/x", "app-wd"),
+        one_destination("star", "", "*", "", "app-star"),
+    ]);
+    routes.extend(weighted_routes());
+    let chars = "/a-b_c.d~e!f$g&h'i(j)k*l+m,n;o=p:q@r/caf%C3%A9";
+    routes.push(one_destination(
         "chars",
         "weights",
-        "apps.example.com",
-        "/a-b_c.d~e!f$g&h'i(j)k*l+m,n;o=p:q@r/caf%C3%A9",
-        vec![destination("chars", 8080, None, "app-chars")],
+        APPS,
+        chars,
+        "app-chars",
     ));
     // Without space and org labels: empty CF headers are removed, not set.
-    let mut unlabelled = route(
-        "unlabelled",
-        "unlabelled",
-        "apps.example.com",
-        "",
-        vec![destination("unlabelled", 8080, None, "")],
-    );
+    let mut unlabelled = one_destination("unlabelled", "unlabelled", APPS, "", "");
     unlabelled.metadata.labels = None;
     routes.push(unlabelled);
     // No destinations: no rule, and alone on its FQDN no HTTPRoute.
-    routes.push(route("empty", "empty", "apps.example.com", "/e", vec![]));
-    routes.push(route(
-        "many-empty",
-        "many",
-        "apps.example.com",
-        "/empty",
-        vec![],
-    ));
+    routes.push(route("empty", "empty", APPS, "/e", vec![]));
+    routes.push(route("many-empty", "many", APPS, "/empty", vec![]));
     // Internal: not programmable in this mode.
-    routes.push(route(
+    routes.push(one_destination(
         "internal",
         "backend",
         "apps.internal",
         "",
-        vec![destination("internal", 8080, None, "app-backend")],
+        "app-backend",
     ));
     routes
 }

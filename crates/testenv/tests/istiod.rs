@@ -3,8 +3,9 @@
 //! refuses. These tests FAIL (never skip) when a binary is missing; they build istiod on first use
 //! (`cfnet dev install` does it ahead of time).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod common;
+
+use common::alive;
 use std::time::{Duration, Instant};
 
 use cfnet_testenv::{ControlPlane, Istiod, IstiodOptions, istio_webhook, mesh_config};
@@ -16,16 +17,6 @@ async fn control_plane() -> ControlPlane {
     ControlPlane::start()
         .await
         .unwrap_or_else(|e| panic!("control plane must start: {e}"))
-}
-
-/// True while `pid` exists and is not a zombie.
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
 }
 
 fn virtual_services(cp: &ControlPlane, ns: &str) -> Api<DynamicObject> {
@@ -260,25 +251,11 @@ async fn helper_start_istiod_and_wait_for_sigkill() {
 
 #[test]
 fn istiod_dies_when_the_owning_process_is_sigkilled() {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "helper_start_istiod_and_wait_for_sigkill",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    // libtest prints "test helper_… ... " without a newline before the helper's own output.
-    let line = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|l| l.find("PID ").map(|at| l[at..].to_string()))
-        .expect("the helper must print istiod's pid (did it start?)");
+    let (mut child, line) = common::run_helper(
+        "helper_start_istiod_and_wait_for_sigkill",
+        "PID ",
+        "the helper must print istiod's pid (did it start?)",
+    );
     let pid: u32 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
     assert!(alive(pid));
 

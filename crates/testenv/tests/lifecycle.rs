@@ -2,8 +2,9 @@
 //! owning process, not when the thread that started them exits. Parallel instances do not collide.
 //! These tests FAIL (never skip) when the binaries are missing: install them with `cfnet dev install`.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod common;
+
+use common::alive;
 use std::time::{Duration, Instant};
 
 use cfnet_testenv::ControlPlane;
@@ -15,17 +16,6 @@ async fn start() -> ControlPlane {
     ControlPlane::start()
         .await
         .unwrap_or_else(|e| panic!("control plane must start: {e}"))
-}
-
-/// True while `pid` exists and is not a zombie.
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // Field 3 is the state; the command name in field 2 is parenthesised and may contain spaces.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
 }
 
 fn wait_dead(pid: u32, within: Duration) -> bool {
@@ -132,25 +122,11 @@ async fn helper_start_and_wait_for_sigkill() {
 
 #[test]
 fn servers_die_when_the_owning_process_is_sigkilled() {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "helper_start_and_wait_for_sigkill",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    // libtest prints "test helper_… ... " without a newline before the helper's own output.
-    let line = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|l| l.find("PIDS ").map(|at| l[at..].to_string()))
-        .expect("the helper must print its pids (did the control plane start?)");
+    let (mut child, line) = common::run_helper(
+        "helper_start_and_wait_for_sigkill",
+        "PIDS ",
+        "the helper must print its pids (did the control plane start?)",
+    );
     let fields: Vec<&str> = line.split_whitespace().collect();
     let (etcd, apiserver): (u32, u32) = (fields[1].parse().unwrap(), fields[2].parse().unwrap());
     assert!(alive(etcd) && alive(apiserver));

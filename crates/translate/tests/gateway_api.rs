@@ -31,30 +31,23 @@ fn destinations(dests: Vec<Dest>) -> Vec<cfnet_api::RouteDestination> {
 }
 
 fn app(name: &str, path: &str, guid: &'static str) -> cfnet_api::Route {
-    route(
-        name,
-        "app",
-        path,
-        "apps.example.com",
-        false,
-        vec![dest(guid, 8080, None, "app-guid")],
-    )
+    app_route(name, path, guid, "app-guid")
+}
+
+/// The backendRef of an HTTPRoute rule: the Service, its port and weight, and the CF headers of `app`.
+fn backend_ref(service: &str, port: u16, weight: u16, app: &str) -> serde_json::Value {
+    json!({"group": "", "kind": "Service", "name": service, "port": port, "weight": weight,
+           "filters": [{"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [
+              {"name": "CF-App-Id", "value": app},
+              {"name": "CF-App-Process-Type", "value": "process-type-1"},
+              {"name": "CF-Organization-Id", "value": "org-guid-0"},
+              {"name": "CF-Space-Id", "value": "space-guid-0"}]}}]})
 }
 
 #[test]
 fn an_fqdn_becomes_one_http_route_attached_to_the_gateway() {
     let routes = [
-        route(
-            "route-guid-0",
-            "test0",
-            "/path0",
-            "domain0.example.com",
-            false,
-            vec![
-                dest("route-0-destination-guid-0", 9000, Some(91), "app-guid-0"),
-                dest("route-0-destination-guid-1", 9001, Some(9), "app-guid-1"),
-            ],
-        ),
+        weighted_route_0(),
         route(
             "route-guid-1",
             "test0",
@@ -75,18 +68,7 @@ fn an_fqdn_becomes_one_http_route_attached_to_the_gateway() {
         json!({
             "apiVersion": "gateway.networking.k8s.io/v1",
             "kind": "HTTPRoute",
-            "metadata": {
-                "name": http_route_name(fqdn),
-                "namespace": NS,
-                "labels": {"app.kubernetes.io/managed-by": "cfnet-routecontroller"},
-                "annotations": {"cloudfoundry.org/fqdn": fqdn},
-                "ownerReferences": [
-                    {"apiVersion": "networking.cloudfoundry.org/v1alpha1", "kind": "Route",
-                     "name": "route-guid-0", "uid": "route-guid-0-k8s-uid"},
-                    {"apiVersion": "networking.cloudfoundry.org/v1alpha1", "kind": "Route",
-                     "name": "route-guid-1", "uid": "route-guid-1-k8s-uid"}
-                ]
-            },
+            "metadata": child_metadata(&http_route_name(fqdn), fqdn, &["route-guid-0", "route-guid-1"]),
             "spec": {
                 "parentRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway",
                                 "namespace": "cf-system", "name": "cf-gateway"}],
@@ -94,30 +76,12 @@ fn an_fqdn_becomes_one_http_route_attached_to_the_gateway() {
                 "rules": [
                     {"matches": [{"path": {"type": "PathPrefix", "value": "/path0"}}],
                      "backendRefs": [
-                        {"group": "", "kind": "Service", "name": "s-route-0-destination-guid-0",
-                         "port": 9000, "weight": 91,
-                         "filters": [{"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [
-                            {"name": "CF-App-Id", "value": "app-guid-0"},
-                            {"name": "CF-App-Process-Type", "value": "process-type-1"},
-                            {"name": "CF-Organization-Id", "value": "org-guid-0"},
-                            {"name": "CF-Space-Id", "value": "space-guid-0"}]}}]},
-                        {"group": "", "kind": "Service", "name": "s-route-0-destination-guid-1",
-                         "port": 9001, "weight": 9,
-                         "filters": [{"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [
-                            {"name": "CF-App-Id", "value": "app-guid-1"},
-                            {"name": "CF-App-Process-Type", "value": "process-type-1"},
-                            {"name": "CF-Organization-Id", "value": "org-guid-0"},
-                            {"name": "CF-Space-Id", "value": "space-guid-0"}]}}]}
+                        backend_ref("s-route-0-destination-guid-0", 9000, 91, "app-guid-0"),
+                        backend_ref("s-route-0-destination-guid-1", 9001, 9, "app-guid-1")
                      ]},
                     {"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
                      "backendRefs": [
-                        {"group": "", "kind": "Service", "name": "s-route-1-destination-guid-0",
-                         "port": 8080, "weight": 100,
-                         "filters": [{"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [
-                            {"name": "CF-App-Id", "value": "app-guid-1"},
-                            {"name": "CF-App-Process-Type", "value": "process-type-1"},
-                            {"name": "CF-Organization-Id", "value": "org-guid-0"},
-                            {"name": "CF-Space-Id", "value": "space-guid-0"}]}}]}
+                        backend_ref("s-route-1-destination-guid-0", 8080, 100, "app-guid-1")
                      ]}
                 ]
             }
@@ -201,13 +165,7 @@ fn routes_without_destinations_get_no_rule_and_alone_no_http_route() {
     assert!(t.problems.is_empty());
     assert_eq!(t.http_routes.len(), 1);
     assert_eq!(t.http_routes[0].spec.rules.len(), 1);
-    let owners: Vec<&str> = t.http_routes[0]
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .map(|o| o.name.as_str())
-        .collect();
+    let owners = owner_names(&t.http_routes[0].metadata);
     assert_eq!(owners, ["empty", "full"], "still an owner");
 }
 

@@ -180,6 +180,7 @@ impl AdsState {
 mod tests {
     use super::*;
     use crate::testing::{cluster_eds, cluster_static, hcm_listener, response, route_config};
+    use envoy_types::pb::envoy::config::listener::v3::Listener;
 
     fn names(r: &DiscoveryRequest) -> Vec<&str> {
         r.resource_names.iter().map(String::as_str).collect()
@@ -187,6 +188,18 @@ mod tests {
 
     fn kind(r: &DiscoveryRequest) -> ResourceKind {
         ResourceKind::from_type_url(&r.type_url).unwrap()
+    }
+
+    /// A state past its initial requests.
+    fn started() -> AdsState {
+        let mut ads = AdsState::new(Node::default());
+        ads.initial_requests();
+        ads
+    }
+
+    /// The first listener response: version `v1`, nonce `n1`.
+    fn first_listeners(ads: &mut AdsState, listeners: &[Listener]) -> Step {
+        ads.on_response(response(ResourceKind::Listener, "v1", "n1", listeners))
     }
 
     #[test]
@@ -213,17 +226,14 @@ mod tests {
 
     #[test]
     fn lds_is_acked_then_rds_subscribed_to_the_referenced_names() {
-        let mut ads = AdsState::new(Node::default());
-        ads.initial_requests();
-        let step = ads.on_response(response(
-            ResourceKind::Listener,
-            "v1",
-            "n1",
+        let mut ads = started();
+        let step = first_listeners(
+            &mut ads,
             &[
                 hcm_listener("0.0.0.0_8080", 8080, &["http.8080"]),
                 hcm_listener("0.0.0.0_8443", 8443, &["https.443.a", "https.443.b"]),
             ],
-        ));
+        );
         assert_eq!(step.requests.len(), 2);
         let ack = &step.requests[0];
         assert_eq!(
@@ -259,14 +269,8 @@ mod tests {
 
     #[test]
     fn an_rds_response_is_acked_with_the_subscription_and_merged() {
-        let mut ads = AdsState::new(Node::default());
-        ads.initial_requests();
-        ads.on_response(response(
-            ResourceKind::Listener,
-            "v1",
-            "n1",
-            &[hcm_listener("l", 80, &["a", "b"])],
-        ));
+        let mut ads = started();
+        first_listeners(&mut ads, &[hcm_listener("l", 80, &["a", "b"])]);
         let step = ads.on_response(response(
             ResourceKind::RouteConfiguration,
             "v1",
@@ -298,14 +302,11 @@ mod tests {
     #[test]
     fn a_listener_removal_shrinks_rds_and_drops_the_route_config_and_an_unchanged_one_sends_nothing()
      {
-        let mut ads = AdsState::new(Node::default());
-        ads.initial_requests();
-        ads.on_response(response(
-            ResourceKind::Listener,
-            "v1",
-            "n1",
+        let mut ads = started();
+        first_listeners(
+            &mut ads,
             &[hcm_listener("l", 80, &["a"]), hcm_listener("m", 81, &["b"])],
-        ));
+        );
         ads.on_response(response(
             ResourceKind::RouteConfiguration,
             "v1",
@@ -338,14 +339,8 @@ mod tests {
 
     #[test]
     fn no_empty_rds_request_before_any_rds_subscription() {
-        let mut ads = AdsState::new(Node::default());
-        ads.initial_requests();
-        let step = ads.on_response(response(
-            ResourceKind::Listener,
-            "v1",
-            "n1",
-            &[hcm_listener("tcp", 80, &[])],
-        ));
+        let mut ads = started();
+        let step = first_listeners(&mut ads, &[hcm_listener("tcp", 80, &[])]);
         assert_eq!(
             step.requests.iter().map(kind).collect::<Vec<_>>(),
             [ResourceKind::Listener]
@@ -354,8 +349,7 @@ mod tests {
 
     #[test]
     fn cds_subscribes_eds_for_eds_clusters_only() {
-        let mut ads = AdsState::new(Node::default());
-        ads.initial_requests();
+        let mut ads = started();
         let step = ads.on_response(response(
             ResourceKind::Cluster,
             "v1",
@@ -375,14 +369,8 @@ mod tests {
 
     #[test]
     fn an_undecodable_response_is_nacked_with_the_last_accepted_version_and_changes_nothing() {
-        let mut ads = AdsState::new(Node::default());
-        ads.initial_requests();
-        ads.on_response(response(
-            ResourceKind::Listener,
-            "v1",
-            "n1",
-            &[hcm_listener("l", 80, &["a"])],
-        ));
+        let mut ads = started();
+        first_listeners(&mut ads, &[hcm_listener("l", 80, &["a"])]);
         let before = ads.config().clone();
         let mut bad = response(
             ResourceKind::Listener,
@@ -411,8 +399,7 @@ mod tests {
 
     #[test]
     fn a_resource_of_the_wrong_type_is_nacked() {
-        let mut ads = AdsState::new(Node::default());
-        ads.initial_requests();
+        let mut ads = started();
         let mut bad = response(ResourceKind::Cluster, "v1", "n1", &[cluster_static("c", 1)]);
         bad.type_url = ResourceKind::Listener.type_url();
         let step = ads.on_response(bad);

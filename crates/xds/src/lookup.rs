@@ -288,63 +288,45 @@ mod tests {
         );
     }
 
-    #[test]
-    fn path_match_table() {
-        let regex = |r: &str| {
-            P::SafeRegex(RegexMatcher {
-                regex: r.into(),
-                ..RegexMatcher::default()
-            })
-        };
-        let cases: Vec<(RouteMatch, &str, bool)> = vec![
+    fn regex(r: &str) -> P {
+        P::SafeRegex(RegexMatcher {
+            regex: r.into(),
+            ..RegexMatcher::default()
+        })
+    }
+
+    fn exact(p: &str) -> P {
+        P::Path(p.into())
+    }
+
+    fn segments(p: &str) -> P {
+        P::PathSeparatedPrefix(p.into())
+    }
+
+    /// Rows of (match, request path, matches?).
+    fn path_match_cases() -> Vec<(RouteMatch, &'static str, bool)> {
+        let insensitive = Some(false);
+        vec![
             (prefix("/"), "/anything", true),
             (prefix("/api"), "/api", true),
             (prefix("/api"), "/apiv2", true),
             (prefix("/api"), "/API", false),
             (
-                path_match(P::Prefix("/api".into()), Some(false)),
+                path_match(P::Prefix("/api".into()), insensitive),
                 "/API/x",
                 true,
             ),
             (prefix("/api"), "/ap", false),
             (prefix("/api?x"), "/api?x=1", true),
-            (path_match(P::Path("/exact".into()), None), "/exact", true),
-            (
-                path_match(P::Path("/exact".into()), None),
-                "/exact?q=1",
-                true,
-            ),
-            (path_match(P::Path("/exact".into()), None), "/exact/", false),
-            (
-                path_match(P::Path("/exact".into()), Some(false)),
-                "/EXACT",
-                true,
-            ),
-            (
-                path_match(P::PathSeparatedPrefix("/api".into()), None),
-                "/api",
-                true,
-            ),
-            (
-                path_match(P::PathSeparatedPrefix("/api".into()), None),
-                "/api/v1",
-                true,
-            ),
-            (
-                path_match(P::PathSeparatedPrefix("/api".into()), None),
-                "/api?x",
-                true,
-            ),
-            (
-                path_match(P::PathSeparatedPrefix("/api".into()), None),
-                "/apiv2",
-                false,
-            ),
-            (
-                path_match(P::PathSeparatedPrefix("/api".into()), Some(false)),
-                "/API/v1",
-                true,
-            ),
+            (path_match(exact("/exact"), None), "/exact", true),
+            (path_match(exact("/exact"), None), "/exact?q=1", true),
+            (path_match(exact("/exact"), None), "/exact/", false),
+            (path_match(exact("/exact"), insensitive), "/EXACT", true),
+            (path_match(segments("/api"), None), "/api", true),
+            (path_match(segments("/api"), None), "/api/v1", true),
+            (path_match(segments("/api"), None), "/api?x", true),
+            (path_match(segments("/api"), None), "/apiv2", false),
+            (path_match(segments("/api"), insensitive), "/API/v1", true),
             (path_match(regex("/v[0-9]+/.*"), None), "/v2/items", true),
             (path_match(regex("/v[0-9]+"), None), "/v2/items", false),
             (path_match(regex("/v[0-9]+"), None), "/v2?x=1", true),
@@ -360,8 +342,12 @@ mod tests {
                 "/",
                 false,
             ),
-        ];
-        for (m, path, want) in cases {
+        ]
+    }
+
+    #[test]
+    fn path_match_table() {
+        for (m, path, want) in path_match_cases() {
             assert_eq!(
                 route_matches(&m, path),
                 want,

@@ -237,3 +237,29 @@ pub fn to_weighted(m: RouteMatch, clusters: &[Weighted<'_>]) -> Route {
         ..Route::default()
     }
 }
+
+/// Route configuration `http.8080` with one virtual host for catnip.apps.example.com: `/api` split 80/20
+/// between s-a (headers `cf`) and s-b (headers `cf_b`), then `root` to s-a (headers `cf`).
+pub fn catnip_http_8080(
+    cf: &[(&str, &str)],
+    cf_b: &[(&str, &str)],
+    root: RouteMatch,
+) -> RouteConfiguration {
+    route_config(
+        "http.8080",
+        &[vhost(
+            "catnip.apps.example.com:80",
+            &["catnip.apps.example.com", "catnip.apps.example.com:*"],
+            &[
+                to_weighted(
+                    prefix("/api"),
+                    &[
+                        ("outbound|8080||s-a.apps.svc.cluster.local", 80, cf),
+                        ("outbound|8080||s-b.apps.svc.cluster.local", 20, cf_b),
+                    ],
+                ),
+                to_cluster(root, "outbound|8080||s-a.apps.svc.cluster.local", cf),
+            ],
+        )],
+    )
+}

@@ -223,46 +223,66 @@ fn gateway_clusters_count_the_ready_endpoints_istiod_serves() {
     }
 }
 
+/// The first hit of a lookup of `shop.apps.example.com` `path` on the gateway: its prefix, how many later routes
+/// also match, its clusters. Asserts which route configurations have a virtual host for the host.
+fn shop_first_hit(config: &ProxyConfig, path: &str) -> (String, usize, Vec<String>) {
+    let hits = config.lookup("shop.apps.example.com", None, path);
+    // Every route configuration with a virtual host for the host: the https-system server's only virtual
+    // host is istiod's `blackhole` (`*`, no route: 404), which takes any host.
+    let names: Vec<(&str, &str, bool)> = hits
+        .iter()
+        .map(|h| {
+            (
+                h.route_config.as_str(),
+                h.virtual_host.as_str(),
+                h.route.is_some(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("http.8080", "shop.apps.example.com:80", true),
+            (SYSTEM_HTTPS, "blackhole:443", false),
+            (WORKLOADS_HTTPS, "shop.apps.example.com:443", true)
+        ]
+    );
+    let hit = hits.into_iter().next().unwrap();
+    let route = hit.route.unwrap();
+    let PathView::Prefix(prefix) = route.route_match.path else {
+        panic!()
+    };
+    (
+        prefix,
+        hit.also_matching.len(),
+        route
+            .clusters
+            .into_iter()
+            .map(|c| c.name)
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// `route_config_for` picks the route configuration by port and SNI as Envoy's filter chain match does.
+fn assert_route_config_for_port_and_sni(config: &ProxyConfig) {
+    let by_sni = |sni: &str| config.route_config_for(8443, Some(sni));
+    assert_eq!(
+        config.route_config_for(8080, None).as_deref(),
+        Some("http.8080")
+    );
+    assert_eq!(
+        by_sni("shop.apps.example.com").as_deref(),
+        Some(WORKLOADS_HTTPS)
+    );
+    assert_eq!(by_sni("api.sys.example.com").as_deref(), Some(SYSTEM_HTTPS));
+    assert_eq!(by_sni("apps.example.com").as_deref(), Some(WORKLOADS_HTTPS));
+    assert_eq!(by_sni("other.example.org"), None);
+}
+
 #[test]
 fn lookup_on_the_gateway_follows_envoy_first_match() {
     let config = gateway();
-    let shop = |path: &str| {
-        let hits = config.lookup("shop.apps.example.com", None, path);
-        // Every route configuration with a virtual host for the host: the https-system server's only virtual
-        // host is istiod's `blackhole` (`*`, no route: 404), which takes any host.
-        let names: Vec<(&str, &str, bool)> = hits
-            .iter()
-            .map(|h| {
-                (
-                    h.route_config.as_str(),
-                    h.virtual_host.as_str(),
-                    h.route.is_some(),
-                )
-            })
-            .collect();
-        assert_eq!(
-            names,
-            [
-                ("http.8080", "shop.apps.example.com:80", true),
-                (SYSTEM_HTTPS, "blackhole:443", false),
-                (WORKLOADS_HTTPS, "shop.apps.example.com:443", true)
-            ]
-        );
-        let hit = hits.into_iter().next().unwrap();
-        let route = hit.route.unwrap();
-        let PathView::Prefix(prefix) = route.route_match.path else {
-            panic!()
-        };
-        (
-            prefix,
-            hit.also_matching.len(),
-            route
-                .clusters
-                .into_iter()
-                .map(|c| c.name)
-                .collect::<Vec<_>>(),
-        )
-    };
+    let shop = |path: &str| shop_first_hit(&config, path);
     let (prefix, also, clusters) = shop("/api/v2/items");
     assert_eq!((prefix.as_str(), also), ("/api/v2", 2));
     assert_eq!(clusters.len(), 2);
@@ -285,32 +305,7 @@ fn lookup_on_the_gateway_follows_envoy_first_match() {
         (unknown[0].route_config.as_str(), unknown[0].route.is_none()),
         (SYSTEM_HTTPS, true)
     );
-    assert_eq!(
-        config.route_config_for(8080, None).as_deref(),
-        Some("http.8080")
-    );
-    assert_eq!(
-        config
-            .route_config_for(8443, Some("shop.apps.example.com"))
-            .as_deref(),
-        Some(WORKLOADS_HTTPS)
-    );
-    assert_eq!(
-        config
-            .route_config_for(8443, Some("api.sys.example.com"))
-            .as_deref(),
-        Some(SYSTEM_HTTPS)
-    );
-    assert_eq!(
-        config
-            .route_config_for(8443, Some("apps.example.com"))
-            .as_deref(),
-        Some(WORKLOADS_HTTPS)
-    );
-    assert_eq!(
-        config.route_config_for(8443, Some("other.example.org")),
-        None
-    );
+    assert_route_config_for_port_and_sni(&config);
 }
 
 #[test]

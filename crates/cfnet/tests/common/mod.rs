@@ -1,9 +1,67 @@
-//! Helpers of the tests that run `cfnet` subcommands with servers (demo, dev up, controller).
+//! Helpers shared by cfnet's integration tests: running the built binary, the examples, the processes the
+//! tests start, and (in `mesh`) an installation with istiod and the controller.
 #![allow(dead_code)]
 
-use std::path::Path;
-use std::process::{Child, ExitStatus};
+pub mod mesh;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output};
 use std::time::{Duration, Instant};
+
+/// The built `cfnet` binary.
+pub const CFNET: &str = env!("CARGO_BIN_EXE_cfnet");
+
+/// `cfnet ARGS` without `ISTIO_GATEWAY_NAME` (a developer's setting must not change what a test sees).
+pub fn cfnet(args: &[&str]) -> Output {
+    Command::new(CFNET)
+        .args(args)
+        .env_remove("ISTIO_GATEWAY_NAME")
+        .output()
+        .unwrap()
+}
+
+/// The repository's root directory.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// examples/*.yaml, sorted.
+pub fn example_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo_root().join("examples"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Every Route document of examples/*.yaml as JSON, Lists unpacked, in file order.
+pub fn example_route_documents() -> Vec<serde_json::Value> {
+    fn collect(doc: serde_json::Value, out: &mut Vec<serde_json::Value>) {
+        match doc["kind"].as_str() {
+            Some("List") => {
+                for item in doc["items"].as_array().cloned().unwrap_or_default() {
+                    collect(item, out);
+                }
+            }
+            Some("Route") => out.push(doc),
+            _ => {}
+        }
+    }
+    let mut routes = Vec::new();
+    for file in example_files() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+            collect(serde::Deserialize::deserialize(doc).unwrap(), &mut routes);
+        }
+    }
+    routes
+}
 
 /// Kills the child if the test fails half-way (its servers then die through PDEATHSIG).
 pub struct KillOnDrop(pub Child);

@@ -6,6 +6,8 @@
 //! the test fails when those drift (`UPDATE_DOCS=1 cargo test -p cfnet --test explain` rewrites them).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../common/mod.rs"]
+mod common;
 mod rig;
 
 use std::collections::BTreeMap;

@@ -8,17 +8,22 @@ use std::time::{Duration, Instant};
 use cfnet_api::fixtures::{destination, route};
 use cfnet_api::{Route, VirtualService};
 use cfnet_controller::{Config, InProcess};
-use cfnet_testenv::{ControlPlane, Istiod, IstiodOptions};
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use cfnet_testenv::{ControlPlane, Istiod};
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, PostParams};
+
+use crate::common::CFNET;
+use crate::common::mesh::{
+    apply_route, ensure_namespace, start_control_plane_and_istiod, start_controller,
+};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
 pub const NS: &str = "cf-workloads";
 /// A workloads namespace the controller watches but the chart's Gateway does not serve.
 pub const SPACE_B: &str = "cf-space-b";
-pub const GATEWAY: &str = "cf-system/istio-ingressgateway";
+pub use crate::common::mesh::GATEWAY;
 pub const T: Duration = Duration::from_secs(90);
 
 pub struct Rig {
@@ -30,20 +35,10 @@ pub struct Rig {
 }
 
 pub async fn start() -> Rig {
-    let cp = ControlPlane::start().await.expect("control plane");
-    let istiod = Istiod::start(&cp, IstiodOptions::default())
-        .await
-        .expect("istiod");
-    cfnet_testenv::chart::apply_chart_istio_objects(&cp, &[])
-        .await
-        .expect("the chart's Istio objects");
+    let (cp, istiod) = start_control_plane_and_istiod().await;
     let client = cp.client();
     for ns in [NS, SPACE_B] {
-        let namespace: Namespace =
-            serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
-        let _ = Api::<Namespace>::all(client.clone())
-            .create(&PostParams::default(), &namespace)
-            .await;
+        ensure_namespace(&client, ns).await;
     }
     let xds = istiod.xds_addr().to_string();
     Rig {
@@ -60,24 +55,7 @@ impl Rig {
         let mut config = Config::new(GATEWAY);
         config.namespaces = vec![NS.to_owned(), SPACE_B.to_owned()];
         config.resync_interval = Duration::from_secs(3600);
-        let mut controller = InProcess::start(config, self.client.clone());
-        controller
-            .wait_ready(Duration::from_secs(30))
-            .await
-            .expect("controller ready");
-        self.controller = Some(controller);
-    }
-
-    async fn apply_route(&self, route: &Route) {
-        let ns = route.namespace().unwrap();
-        Api::<Route>::namespaced(self.client.clone(), &ns)
-            .patch(
-                &route.name_any(),
-                &PatchParams::apply("cloud-controller").force(),
-                &Patch::Apply(route),
-            )
-            .await
-            .unwrap_or_else(|e| panic!("apply Route {}: {e}", route.name_any()));
+        self.controller = Some(start_controller(config, self.client.clone()).await);
     }
 
     /// An EndpointSlice of Service `service` with one endpoint per entry of `ready` (its Ready condition).
@@ -143,7 +121,7 @@ impl Rig {
 
     /// Runs `cfnet explain` with this installation's kubeconfig and istiod (unless `args` name their own).
     pub async fn explain(&self, args: &[&str]) -> (i32, String, String) {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_cfnet"));
+        let mut command = tokio::process::Command::new(CFNET);
         command.arg("explain");
         let state_dir = args.contains(&"--state-dir");
         if !args.contains(&"--kubeconfig") && !state_dir {
@@ -239,9 +217,8 @@ fn app(name: &str, host: &str) -> Route {
         .build()
 }
 
-/// Everything the cases need, foreign objects before the Routes that meet them.
-pub async fn build(rig: &mut Rig) {
-    // Written by hand, not by cfnet: entries in the wrong order, and a mesh destination without a port.
+/// Written by hand, not by cfnet: entries in the wrong order, and a mesh destination without a port.
+async fn write_foreign_objects(rig: &Rig) {
     rig.foreign_service("legacy-root", "app-legacy-root").await;
     rig.foreign_service("legacy-api", "app-legacy-api").await;
     rig.foreign_virtual_service(
@@ -257,8 +234,22 @@ pub async fn build(rig: &mut Rig) {
         &[("/", "s-old-backend")],
     )
     .await;
-    rig.start_controller().await;
+}
 
+/// A Route `name` in `ns` on `host`.`domain``path` with one destination of app `app-<name>`.
+fn case_route(name: &str, ns: &str, host: &str, domain: (&str, bool), path: &str) -> Route {
+    route(name)
+        .namespace(ns)
+        .host(host)
+        .domain(domain.0, domain.1)
+        .path(path)
+        .destination(destination(name, &format!("app-{name}")))
+        .build()
+}
+
+/// The Routes of the cases: some examples, and one per situation.
+fn case_routes() -> Vec<Route> {
+    let apps = ("apps.example.com", false);
     let mut routes = Vec::new();
     routes.extend(example("weighted-split.yaml"));
     routes.extend(example("invalid-weights.yaml"));
@@ -266,63 +257,53 @@ pub async fn build(rig: &mut Rig) {
     routes.extend(example("context-paths.yaml"));
     routes.push(app("cart", "cart"));
     routes.push(route("soon").namespace(NS).host("soon").build());
-    let legacy = |name: &str, path: &str| {
-        route(name)
-            .namespace(NS)
-            .host("legacy")
-            .path(path)
-            .destination(destination(name, &format!("app-{name}")))
-            .build()
-    };
-    routes.push(legacy("legacy-root", ""));
-    routes.push(legacy("legacy-api", "/api"));
-    routes.push(
-        route("old-backend")
-            .namespace(NS)
-            .host("old-backend")
-            .domain("apps.internal", true)
-            .destination(destination("old-backend", "app-old-backend"))
-            .build(),
-    );
-    routes.push(
-        route("space-b")
-            .namespace(SPACE_B)
-            .host("space-b")
-            .destination(destination("space-b", "app-space-b"))
-            .build(),
-    );
-    routes.push(
-        route("other")
-            .namespace(NS)
-            .host("shop")
-            .domain("other.example.org", false)
-            .destination(destination("other", "app-other"))
-            .build(),
-    );
-    for r in &routes {
-        rig.apply_route(r).await;
-    }
-    let slices: [(&str, &str, &[bool]); 11] = [
-        (NS, "s-0b1e5c1a-blue", &[true, true]),
-        (NS, "s-0b1e5c1a-green", &[true]),
-        (NS, "s-dest-news", &[true]),
-        (NS, "s-cart", &[false]),
-        (NS, "s-dest-backend", &[true]),
-        (NS, "s-legacy-root", &[true]),
-        (NS, "s-legacy-api", &[true]),
-        (NS, "s-old-backend", &[true]),
-        (SPACE_B, "s-space-b", &[true]),
-        (NS, "s-dest-shop-frontend", &[true]),
-        (NS, "s-dest-shop-api", &[true]),
-    ];
-    for (i, (ns, service, ready)) in slices.into_iter().enumerate() {
+    routes.push(case_route("legacy-root", NS, "legacy", apps, ""));
+    routes.push(case_route("legacy-api", NS, "legacy", apps, "/api"));
+    routes.push(case_route(
+        "old-backend",
+        NS,
+        "old-backend",
+        ("apps.internal", true),
+        "",
+    ));
+    routes.push(case_route("space-b", SPACE_B, "space-b", apps, ""));
+    routes.push(case_route(
+        "other",
+        NS,
+        "shop",
+        ("other.example.org", false),
+        "",
+    ));
+    routes
+}
+
+/// The EndpointSlices of the cases' Services: (namespace, Service, ready per endpoint); the index is the subnet.
+const SLICES: [(&str, &str, &[bool]); 11] = [
+    (NS, "s-0b1e5c1a-blue", &[true, true]),
+    (NS, "s-0b1e5c1a-green", &[true]),
+    (NS, "s-dest-news", &[true]),
+    (NS, "s-cart", &[false]),
+    (NS, "s-dest-backend", &[true]),
+    (NS, "s-legacy-root", &[true]),
+    (NS, "s-legacy-api", &[true]),
+    (NS, "s-old-backend", &[true]),
+    (SPACE_B, "s-space-b", &[true]),
+    (NS, "s-dest-shop-frontend", &[true]),
+    (NS, "s-dest-shop-api", &[true]),
+];
+
+async fn write_endpoint_slices(rig: &Rig) {
+    for (i, (ns, service, ready)) in SLICES.into_iter().enumerate() {
         rig.endpoints(ns, service, u8::try_from(i).unwrap(), ready)
             .await;
     }
     let slice = (NS, "s-other", &[true][..]);
     rig.endpoints(slice.0, slice.1, 20, slice.2).await;
-    // Every Route has its verdict.
-    for r in &routes {
+}
+
+/// Waits until every Route has its verdict.
+async fn wait_for_ready_conditions(rig: &Rig, routes: &[Route]) {
+    for r in routes {
         let api: Api<Route> = Api::namespaced(rig.client.clone(), &r.namespace().unwrap());
         let name = r.name_any();
         eventually(&format!("Route {name} has a Ready condition"), || async {
@@ -334,4 +315,16 @@ pub async fn build(rig: &mut Rig) {
         })
         .await;
     }
+}
+
+/// Everything the cases need, foreign objects before the Routes that meet them.
+pub async fn build(rig: &mut Rig) {
+    write_foreign_objects(rig).await;
+    rig.start_controller().await;
+    let routes = case_routes();
+    for r in &routes {
+        apply_route(&rig.client, r).await;
+    }
+    write_endpoint_slices(rig).await;
+    wait_for_ready_conditions(rig, &routes).await;
 }

@@ -69,6 +69,53 @@ pub fn route(
         .build()
 }
 
+/// The metadata of a child `name` of FQDN `fqdn` in the workloads namespace, owned by fixture Routes `owners`.
+pub fn child_metadata(name: &str, fqdn: &str, owners: &[&str]) -> serde_json::Value {
+    serde_json::json!({
+        "name": name,
+        "namespace": NS,
+        "labels": {"app.kubernetes.io/managed-by": "cfnet-routecontroller"},
+        "annotations": {"cloudfoundry.org/fqdn": fqdn},
+        "ownerReferences": owners.iter().map(|o| owner(o)).collect::<Vec<_>>(),
+    })
+}
+
+/// The names of the owners of `meta`, in order.
+pub fn owner_names(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Vec<&str> {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .map(|o| o.name.as_str())
+        .collect()
+}
+
+/// The ownerReference of fixture Route `name` (its uid is `<name>-k8s-uid`).
+pub fn owner(name: &str) -> serde_json::Value {
+    serde_json::json!({"apiVersion": "networking.cloudfoundry.org/v1alpha1", "kind": "Route",
+           "name": name, "uid": format!("{name}-k8s-uid")})
+}
+
+/// Route route-guid-0 on test0.domain0.example.com/path0 with two destinations weighted 91 and 9 (ports 9000
+/// and 9001 of app-guid-0 and app-guid-1), as in the Go controller's tests.
+pub fn weighted_route_0() -> Route {
+    route_0(vec![
+        dest("route-0-destination-guid-0", 9000, Some(91), "app-guid-0"),
+        dest("route-0-destination-guid-1", 9001, Some(9), "app-guid-1"),
+    ])
+}
+
+/// Route route-guid-0 on test0.domain0.example.com/path0 (external) with `dests`.
+pub fn route_0(dests: Vec<Dest>) -> Route {
+    route(
+        "route-guid-0",
+        "test0",
+        "/path0",
+        "domain0.example.com",
+        false,
+        dests,
+    )
+}
+
 /// Route `name` on app.apps.example.com at `path`, one destination `guid` (port 8080, no weight) of
 /// app `app`.
 pub fn app_route(name: &str, path: &str, guid: &'static str, app: &'static str) -> Route {

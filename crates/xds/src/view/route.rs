@@ -297,27 +297,7 @@ mod tests {
     #[test]
     fn single_and_weighted_destinations_as_json() {
         let cf = [("CF-App-Id", "a1"), ("CF-App-Process-Type", "web")];
-        let rc = route_config(
-            "http.8080",
-            &[vhost(
-                "catnip.apps.example.com:80",
-                &["catnip.apps.example.com", "catnip.apps.example.com:*"],
-                &[
-                    to_weighted(
-                        prefix("/api"),
-                        &[
-                            ("outbound|8080||s-a.apps.svc.cluster.local", 80, &cf),
-                            ("outbound|8080||s-b.apps.svc.cluster.local", 20, &[]),
-                        ],
-                    ),
-                    to_cluster(
-                        prefix("/"),
-                        "outbound|8080||s-a.apps.svc.cluster.local",
-                        &cf,
-                    ),
-                ],
-            )],
-        );
+        let rc = catnip_http_8080(&cf, &[], prefix("/"));
         let got = serde_json::to_value(routes(&config(vec![rc]))).unwrap();
         assert_eq!(
             got,

@@ -163,27 +163,7 @@ mod tests {
 
     fn sample() -> ProxyConfig {
         let cf = [("CF-App-Id", "a1")];
-        let rc = route_config(
-            "http.8080",
-            &[vhost(
-                "catnip.apps.example.com:80",
-                &["catnip.apps.example.com", "catnip.apps.example.com:*"],
-                &[
-                    to_weighted(
-                        prefix("/api"),
-                        &[
-                            ("outbound|8080||s-a.apps.svc.cluster.local", 80, &cf),
-                            ("outbound|8080||s-b.apps.svc.cluster.local", 20, &cf),
-                        ],
-                    ),
-                    to_cluster(
-                        path_match(route_match_prefix("/"), Some(false)),
-                        "outbound|8080||s-a.apps.svc.cluster.local",
-                        &cf,
-                    ),
-                ],
-            )],
-        );
+        let rc = catnip_http_8080(&cf, &cf, path_match(route_match_prefix("/"), Some(false)));
         let eds = cluster_eds("outbound|8080||s-a.apps.svc.cluster.local");
         ProxyConfig {
             listeners: [hcm_listener("0.0.0.0_8080", 8080, &["http.8080"])]

@@ -5,7 +5,7 @@ use cfnet_xds::{Proxy, ProxyConfig};
 
 use super::super::decide::explain;
 use super::super::envoy::EnvoyFacts;
-use super::super::report::Code;
+use super::super::report::{Code, Report};
 use super::*;
 
 fn gateway_config() -> ProxyConfig {
@@ -23,9 +23,20 @@ fn gateway(config: ProxyConfig) -> EnvoyFacts {
     }
 }
 
-/// The examples against what real istiod served the gateway for them.
-#[test]
-fn examples_against_the_captured_gateway() {
+/// The gateway's clusters of a report: (name, weight, exists, endpoints).
+fn clusters_of(report: &Report) -> Vec<(&str, u32, bool, Option<u32>)> {
+    report
+        .envoy
+        .as_ref()
+        .unwrap()
+        .clusters
+        .iter()
+        .map(|c| (c.name.as_str(), c.weight, c.exists, c.endpoints))
+        .collect()
+}
+
+/// The healthy weighted example through the captured gateway: its HTTPS route configuration and both clusters.
+fn check_the_healthy_example() {
     let endpoints = [
         ("s-0b1e5c1a-blue", 1),
         ("s-0b1e5c1a-green", 1),
@@ -43,34 +54,23 @@ fn examples_against_the_captured_gateway() {
         envoy.route_config.as_deref(),
         Some("https.443.https-workloads.istio-ingressgateway.cf-system")
     );
-    let clusters: Vec<(&str, u32, bool, Option<u32>)> = envoy
-        .clusters
-        .iter()
-        .map(|c| (c.name.as_str(), c.weight, c.exists, c.endpoints))
-        .collect();
+    let cluster = |svc: &str| format!("outbound|8080||{svc}.cf-workloads.svc.cluster.local");
+    let (blue, green) = (cluster("s-0b1e5c1a-blue"), cluster("s-0b1e5c1a-green"));
     assert_eq!(
-        clusters,
+        clusters_of(&report),
         [
-            (
-                "outbound|8080||s-0b1e5c1a-blue.cf-workloads.svc.cluster.local",
-                80,
-                true,
-                Some(1)
-            ),
-            (
-                "outbound|8080||s-0b1e5c1a-green.cf-workloads.svc.cluster.local",
-                20,
-                true,
-                Some(1)
-            ),
+            (blue.as_str(), 80, true, Some(1)),
+            (green.as_str(), 20, true, Some(1)),
         ]
     );
     assert!(envoy.https.as_ref().unwrap().bound);
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["envoy"]["clusters"][0]["exists"], true);
     assert!(json["envoy"]["domains"].is_array() && json["envoy"]["route_config"].is_string());
+}
 
-    // A host the gateway has no HTTPS server for; on plain HTTP it still works.
+/// `url` on shop.other.example.org, a Route the capture was made without, next to the examples.
+fn other_domain_report(url: &str) -> Report {
     let other = route("other")
         .namespace(NS)
         .host("shop")
@@ -81,32 +81,28 @@ fn examples_against_the_captured_gateway() {
     let (other, other_vs) = programmed(vec![other]);
     routes.extend(other);
     vss.extend(other_vs);
-    let report = explain(&facts_with(
-        "https://shop.other.example.org/",
-        routes.clone(),
-        vss.clone(),
-        &[("s-dest-other", 1)],
-        gateway(gateway_config()),
-    ));
-    assert_eq!(
-        codes(&report),
-        [(Code::HttpsNotBound, true)],
-        "{:#?}",
-        report.problems
-    );
-    // Over plain HTTP the route is missing too: the capture was made without it.
-    let report = explain(&facts_with(
-        "http://shop.other.example.org/",
+    explain(&facts_with(
+        url,
         routes,
         vss,
         &[("s-dest-other", 1)],
         gateway(gateway_config()),
-    ));
-    assert_eq!(
-        codes(&report),
-        [(Code::NotInEnvoy, true), (Code::HttpsNotBound, false)],
-        "{:#?}",
-        report.problems
+    ))
+}
+
+/// The examples against what real istiod served the gateway for them.
+#[test]
+fn examples_against_the_captured_gateway() {
+    check_the_healthy_example();
+
+    // A host the gateway has no HTTPS server for; on plain HTTP it still works.
+    let report = other_domain_report("https://shop.other.example.org/");
+    assert_codes(&report, &[(Code::HttpsNotBound, true)]);
+    // Over plain HTTP the route is missing too: the capture was made without it.
+    let report = other_domain_report("http://shop.other.example.org/");
+    assert_codes(
+        &report,
+        &[(Code::NotInEnvoy, true), (Code::HttpsNotBound, false)],
     );
 }
 
@@ -128,12 +124,7 @@ fn envoy_on_an_older_configuration_is_not_in_envoy() {
         &endpoints,
         gateway(gateway_config()),
     ));
-    assert_eq!(
-        codes(&report),
-        [(Code::NotInEnvoy, true)],
-        "{:#?}",
-        report.problems
-    );
+    assert_codes(&report, &[(Code::NotInEnvoy, true)]);
     assert!(
         report.problems[0]
             .message
@@ -166,12 +157,7 @@ fn internal_route_through_the_captured_sidecar_misses_its_cluster() {
         sidecar,
     ));
     assert!(report.internal);
-    assert_eq!(
-        codes(&report),
-        [(Code::ClusterMissing, true)],
-        "{:#?}",
-        report.problems
-    );
+    assert_codes(&report, &[(Code::ClusterMissing, true)]);
     let envoy = report.envoy.unwrap();
     assert_eq!(envoy.route_config.as_deref(), Some("80"));
     assert_eq!(envoy.proxy, "sidecar:cf-workloads");

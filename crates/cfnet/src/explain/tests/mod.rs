@@ -117,6 +117,11 @@ pub(super) fn facts_with(
     }
 }
 
+/// Fails naming the problems unless `report` has exactly the problems `want` (code, blocking).
+pub(super) fn assert_codes(report: &Report, want: &[(Code, bool)]) {
+    assert_eq!(codes(report), want, "{:#?}", report.problems);
+}
+
 pub(super) fn codes(report: &Report) -> Vec<(Code, bool)> {
     report
         .problems
@@ -136,8 +141,13 @@ pub(super) fn weighted(name: &str, path: &str, dests: &[(&str, i64)]) -> Route {
 /// What, the facts, the problems (code, blocking), the matched Route.
 type Case<'a> = (&'a str, Facts, Vec<(Code, bool)>, Option<&'a str>);
 
-#[test]
-fn problem_table_without_envoy() {
+/// Facts without asking Envoy.
+fn without_envoy(url: &str, routes: Vec<Route>, endpoints: &[(&str, u32)]) -> Facts {
+    facts(url, routes, endpoints, EnvoyFacts::NotAsked)
+}
+
+/// The rows of `problem_table_without_envoy`.
+fn problem_cases() -> Vec<Case<'static>> {
     let shop = || {
         vec![
             weighted("root", "", &[("a", 80), ("b", 20)]),
@@ -148,91 +158,73 @@ fn problem_table_without_envoy() {
     invalid.metadata.name = Some("beta".into());
     let lone = route("empty").namespace(NS).build();
     let ok = [("s-a", 2), ("s-b", 1), ("s-c", 1)];
-    let cases: Vec<Case> = vec![
+    vec![
         (
             "healthy",
-            facts(
-                "https://shop.apps.example.com/x",
-                shop(),
-                &ok,
-                EnvoyFacts::NotAsked,
-            ),
+            without_envoy("https://shop.apps.example.com/x", shop(), &ok),
             vec![],
             Some("root"),
         ),
         (
             "longest prefix",
-            facts(
-                "shop.apps.example.com/api/v1",
-                shop(),
-                &ok,
-                EnvoyFacts::NotAsked,
-            ),
+            without_envoy("shop.apps.example.com/api/v1", shop(), &ok),
             vec![],
             Some("api"),
         ),
         (
             "unknown host",
-            facts("nope.apps.example.com/", shop(), &ok, EnvoyFacts::NotAsked),
+            without_envoy("nope.apps.example.com/", shop(), &ok),
             vec![(Code::UnknownRoute, true)],
             None,
         ),
         (
             "one destination down",
-            facts(
+            without_envoy(
                 "shop.apps.example.com/",
                 shop(),
                 &[("s-a", 2), ("s-b", 0), ("s-c", 1)],
-                EnvoyFacts::NotAsked,
             ),
             vec![(Code::NoEndpoints, false)],
             Some("root"),
         ),
         (
             "every destination down",
-            facts(
-                "shop.apps.example.com/",
-                shop(),
-                &[("s-a", 0), ("s-c", 1)],
-                EnvoyFacts::NotAsked,
-            ),
+            without_envoy("shop.apps.example.com/", shop(), &[("s-a", 0), ("s-c", 1)]),
             vec![(Code::NoEndpoints, true), (Code::NoEndpoints, true)],
             Some("root"),
         ),
         (
             "not ready: goes to the catch-all",
-            facts(
+            without_envoy(
                 "shop.apps.example.com/beta/x",
                 [shop(), vec![invalid]].concat(),
                 &ok,
-                EnvoyFacts::NotAsked,
             ),
             vec![(Code::RouteNotReady, true)],
             Some("root"),
         ),
         (
             "placeholder",
-            facts(
-                "empty.apps.example.com/",
-                vec![lone],
-                &[],
-                EnvoyFacts::NotAsked,
-            ),
+            without_envoy("empty.apps.example.com/", vec![lone], &[]),
             vec![(Code::NoDestinations, true)],
             Some("empty"),
         ),
         (
             "no route takes the path",
-            facts(
+            without_envoy(
                 "shop.apps.example.com/other",
                 vec![weighted("api", "/api", &[("c", 100)])],
                 &ok,
-                EnvoyFacts::NotAsked,
             ),
             vec![(Code::UnknownRoute, true)],
             None,
         ),
-    ];
+    ]
+}
+
+#[test]
+fn problem_table_without_envoy() {
+    let cases = problem_cases();
     for (what, facts, want, matched) in cases {
         let report = explain(&facts);
         assert_eq!(codes(&report), want, "{what}: {:#?}", report.problems);
