@@ -214,10 +214,19 @@ async fn service_account_clients_are_subject_to_rbac() {
         .create(&PostParams::default(), &binding)
         .await
         .unwrap();
-    as_sa
-        .list(&Default::default())
-        .await
-        .expect("allowed once the Role is bound");
+    // The authorizer sees the binding through its informer, a moment after the create returns.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match as_sa.list(&Default::default()).await {
+            Ok(_) => break,
+            Err(kube::Error::Api(status))
+                if status.code == 403 && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("allowed once the Role is bound, got {e}"),
+        }
+    }
 
     // The file variant, for running the controller as a process.
     let path = cp
