@@ -53,6 +53,8 @@ pub struct Config {
     pub resync_seconds: u64,
     /// In-flight requests of the bare client (= the controller's workers) and of route creation.
     pub concurrency: usize,
+    /// The controller's `--events`; the bare client publishes the `Created` Event per route when `All`.
+    pub events: cfnet_controller::Events,
 }
 
 impl Config {
@@ -71,6 +73,7 @@ impl Config {
             steady_seconds: if quick { 6 } else { 60 },
             resync_seconds: if quick { 2 } else { 30 },
             concurrency: cfnet_controller::Config::new(GATEWAY).workers,
+            events: cfnet_controller::Events::All,
         }
     }
 }

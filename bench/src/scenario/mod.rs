@@ -72,6 +72,7 @@ pub async fn run(control_plane: &ControlPlane, config: &Config) -> Result<Result
         resync_seconds: config.resync_seconds,
         workers: config.concurrency,
         log: config.out.join("controller.log"),
+        events: config.events,
     };
     std::fs::create_dir_all(&config.out).map_err(|e| BenchError::Output {
         path: config.out.clone(),
@@ -136,6 +137,7 @@ async fn bare_client(
             config.concurrency,
             GATEWAY,
             control_plane.pids(),
+            config.events,
         ),
     )
     .await

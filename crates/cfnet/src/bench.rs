@@ -26,6 +26,10 @@ pub struct Args {
     /// The binary whose `controller` subcommand is measured (default: this binary).
     #[arg(long)]
     controller_bin: Option<PathBuf>,
+    /// The controller's `--events`: `all` (default) or `problems`; the bare-client limit issues the
+    /// same writes (a `Created` Event per route with `all`).
+    #[arg(long, default_value = "all")]
+    events: String,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -50,6 +54,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     };
     let mut config = cfnet_bench::Config::new(routes, args.quick, args.out.clone(), exe);
     config.command = std::env::args().collect::<Vec<_>>().join(" ");
+    config.events = cfnet_controller::parse_events(&args.events)?;
     if cfg!(debug_assertions) {
         tracing::warn!(
             "this is a debug build: timings are not representative (use cargo build --release)"

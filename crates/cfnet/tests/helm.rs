@@ -224,6 +224,7 @@ fn defaults_render_the_controller_with_its_configuration_probes_and_hardening() 
             "ISTIO_GATEWAY_NAME": "cf-system/istio-ingressgateway",
             "LEADER_ELECTION_NAMESPACE": "cf-system",
             "RESYNC_INTERVAL": "900",
+            "CFNET_EVENTS": "all",
         })
     );
     find(&objs, "ServiceAccount", "cf-system", "routecontroller");
@@ -432,6 +433,7 @@ const CUSTOM: &[&str] = &[
     "controller.networkPolicy.apiServerCIDRs={10.0.0.1/32}",
     "controller.prometheusScrape=false",
     "controller.workers=8",
+    "controller.events=problems",
 ];
 
 /// CUSTOM's controller: its configuration, image, resources, arguments, RBAC and NetworkPolicy.
@@ -443,6 +445,7 @@ fn custom_controller(objs: &[Value]) {
     );
     assert_eq!(cm["data"]["LEADER_ELECTION_NAMESPACE"], "cf-core");
     assert_eq!(cm["data"]["RESYNC_INTERVAL"], "30");
+    assert_eq!(cm["data"]["CFNET_EVENTS"], "problems");
 
     let deploy = find(objs, "Deployment", "cf-core", "routecontroller");
     assert_eq!(deploy["spec"]["replicas"], 3);
