@@ -55,6 +55,8 @@ pub struct Config {
     pub concurrency: usize,
     /// The controller's `--events`; the bare client publishes the `Created` Event per route when `All`.
     pub events: cfnet_controller::Events,
+    /// `--istiod`: the Route → Envoy phases (scenario/envoy.rs) after the others.
+    pub istiod: bool,
 }
 
 impl Config {
@@ -74,6 +76,7 @@ impl Config {
             resync_seconds: if quick { 2 } else { 30 },
             concurrency: cfnet_controller::Config::new(GATEWAY).workers,
             events: cfnet_controller::Events::All,
+            istiod: false,
         }
     }
 }

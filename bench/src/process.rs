@@ -119,6 +119,10 @@ impl ControllerProcess {
     }
 
     /// Fails if the controller has exited (a crash must not look like a slow phase).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
     pub fn check_running(&self, phase: &str) -> Result<(), BenchError> {
         let mut child = self
             .child

@@ -3,6 +3,7 @@
 
 mod bulk;
 mod drift;
+pub mod envoy;
 mod one_by_one;
 mod shared;
 mod steady;
@@ -95,7 +96,12 @@ pub async fn run(control_plane: &ControlPlane, config: &Config) -> Result<Result
         detail: "no final sample of the controller".to_string(),
     })?;
     let baseline = bare_client(control_plane, &client, config).await?;
-    Ok(assemble::results(Finished {
+    let envoy = if config.istiod {
+        Some(envoy::run(control_plane, config, &settings).await?)
+    } else {
+        None
+    };
+    let mut results = assemble::results(Finished {
         config,
         date,
         apiserver_version: control_plane.apiserver_version().to_string(),
@@ -107,7 +113,9 @@ pub async fn run(control_plane: &ControlPlane, config: &Config) -> Result<Result
         final_metrics,
         final_sample,
         baseline,
-    }))
+    });
+    results.envoy = envoy;
+    Ok(results)
 }
 
 /// The bare-client limit, in a namespace of its own, with the controller stopped.

@@ -30,6 +30,10 @@ pub struct Args {
     /// same writes (a `Created` Event per route with `all`).
     #[arg(long, default_value = "all")]
     events: String,
+    /// Also measure Route → Envoy: istiod serving the chart's ingress gateway, a gateway xDS client,
+    /// cold start with N routes, one-at-a-time changes through the controller and by a bare client.
+    #[arg(long)]
+    istiod: bool,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -55,6 +59,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     let mut config = cfnet_bench::Config::new(routes, args.quick, args.out.clone(), exe);
     config.command = std::env::args().collect::<Vec<_>>().join(" ");
     config.events = cfnet_controller::parse_events(&args.events)?;
+    config.istiod = args.istiod;
     if cfg!(debug_assertions) {
         tracing::warn!(
             "this is a debug build: timings are not representative (use cargo build --release)"
