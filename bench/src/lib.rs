@@ -57,6 +57,8 @@ pub struct Config {
     pub events: cfnet_controller::Events,
     /// `--istiod`: the Route → Envoy phases (scenario/envoy.rs) after the others.
     pub istiod: bool,
+    /// `--envoy-only`: only the Route → Envoy phases (with istiod), none of the others nor the bare client.
+    pub envoy_only: bool,
 }
 
 impl Config {
@@ -77,6 +79,7 @@ impl Config {
             concurrency: cfnet_controller::Config::new(GATEWAY).workers,
             events: cfnet_controller::Events::All,
             istiod: false,
+            envoy_only: false,
         }
     }
 }

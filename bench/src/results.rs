@@ -230,8 +230,17 @@ impl Results {
             let _ = writeln!(
                 md,
                 "| {} | {} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {:.1} | {:.2} | {:.2} |",
-                p.name, p.changes, p.wall_seconds, l.p50, l.p95, l.p99, l.max,
-                p.istiod_cpu_seconds, p.istiod_peak_rss_mib, p.controller_cpu_seconds, p.apiserver_cpu_seconds,
+                p.name,
+                p.changes,
+                p.wall_seconds,
+                l.p50,
+                l.p95,
+                l.p99,
+                l.max,
+                p.istiod_cpu_seconds,
+                p.istiod_peak_rss_mib,
+                p.controller_cpu_seconds,
+                p.apiserver_cpu_seconds,
             );
         }
         md.push('\n');

@@ -79,6 +79,17 @@ pub async fn run(control_plane: &ControlPlane, config: &Config) -> Result<Result
         path: config.out.clone(),
         detail: e.to_string(),
     })?;
+    if config.envoy_only {
+        return Ok(Results {
+            routes: config.routes,
+            quick: config.quick,
+            date,
+            apiserver_version: control_plane.apiserver_version().to_string(),
+            command: config.command.clone(),
+            envoy: Some(envoy::run(control_plane, config, &settings).await?),
+            ..Results::default()
+        });
+    }
 
     let mut phases = Vec::new();
     let outcome = run.phases(&settings, &mut phases).await;

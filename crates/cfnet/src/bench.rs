@@ -34,6 +34,9 @@ pub struct Args {
     /// cold start with N routes, one-at-a-time changes through the controller and by a bare client.
     #[arg(long)]
     istiod: bool,
+    /// Only the Route → Envoy phases of --istiod (for N = 10,000, where the other phases take long).
+    #[arg(long)]
+    envoy_only: bool,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -59,7 +62,8 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     let mut config = cfnet_bench::Config::new(routes, args.quick, args.out.clone(), exe);
     config.command = std::env::args().collect::<Vec<_>>().join(" ");
     config.events = cfnet_controller::parse_events(&args.events)?;
-    config.istiod = args.istiod;
+    config.istiod = args.istiod || args.envoy_only;
+    config.envoy_only = args.envoy_only;
     if cfg!(debug_assertions) {
         tracing::warn!(
             "this is a debug build: timings are not representative (use cargo build --release)"

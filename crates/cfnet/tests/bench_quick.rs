@@ -77,7 +77,11 @@ fn bench_quick_runs_every_phase_with_the_right_counts() {
         .collect();
     assert_eq!(
         names,
-        [("envoy_cold_start", 200), ("envoy_changes", 20), ("envoy_floor", 20)]
+        [
+            ("envoy_cold_start", 200),
+            ("envoy_changes", 20),
+            ("envoy_floor", 20)
+        ]
     );
     for p in envoy {
         assert!(p["latency_ms"]["max"].as_f64().unwrap() > 0.0, "{p}");

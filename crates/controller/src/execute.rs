@@ -21,11 +21,11 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::changes::{Change, ChildChanges};
-use crate::config::Events;
 use crate::child::{
     Cached, Child, ChildMeta, fold_updates_into_apply, managed_fields_patch, needs_apply,
     owner_route_names,
 };
+use crate::config::Events;
 use crate::error::{Category, Failure, Operation, error_chain};
 use crate::index::{ChildWrite, Index, write};
 use crate::metrics::{Metrics, Verb};

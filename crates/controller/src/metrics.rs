@@ -331,7 +331,10 @@ mod tests {
 
     #[test]
     fn propagation_buckets_reach_fifteen_minutes_and_start_as_the_reconcile_buckets() {
-        assert_eq!(PROPAGATION_BUCKETS[..RECONCILE_BUCKETS.len()], RECONCILE_BUCKETS);
+        assert_eq!(
+            PROPAGATION_BUCKETS[..RECONCILE_BUCKETS.len()],
+            RECONCILE_BUCKETS
+        );
         assert!(PROPAGATION_BUCKETS.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(PROPAGATION_BUCKETS.last(), Some(&900.0));
         let m = Metrics::new();

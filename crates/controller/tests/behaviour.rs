@@ -257,7 +257,10 @@ fn cfnet_entries(meta: &kube::api::ObjectMeta) -> Vec<(String, serde_json::Value
         .map(|e| {
             (
                 e.operation.clone().unwrap_or_default(),
-                e.fields_v1.as_ref().map(|f| f.0.clone()).unwrap_or_default(),
+                e.fields_v1
+                    .as_ref()
+                    .map(|f| f.0.clone())
+                    .unwrap_or_default(),
             )
         })
         .collect()

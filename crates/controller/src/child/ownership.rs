@@ -20,19 +20,16 @@ fn is(entry: &ManagedFieldsEntry, manager: &str, operation: &str) -> bool {
 
 /// Union of two FieldsV1 sets (JSON tries whose leaves are `{}`).
 fn union(a: &mut Value, b: &Value) {
-    match (a, b) {
-        (Value::Object(a), Value::Object(b)) => {
-            for (k, v) in b {
-                match a.get_mut(k) {
-                    Some(mine) => union(mine, v),
-                    None => {
-                        a.insert(k.clone(), v.clone());
-                    }
+    // FieldsV1 has only objects; anything else is left as it is.
+    if let (Value::Object(a), Value::Object(b)) = (a, b) {
+        for (k, v) in b {
+            match a.get_mut(k) {
+                Some(mine) => union(mine, v),
+                None => {
+                    a.insert(k.clone(), v.clone());
                 }
             }
         }
-        // FieldsV1 has only objects; anything else is left as it is.
-        _ => {}
     }
 }
 
@@ -100,10 +97,18 @@ mod tests {
     #[test]
     fn a_plain_create_becomes_an_apply() {
         let created = json!({"f:metadata": {"f:labels": {".": {}, "f:a": {}}}});
-        let folded =
-            fold_updates_into_apply(&[entry("other", UPDATE, json!({})), entry(ME, UPDATE, created.clone())], ME)
-                .unwrap();
-        assert_eq!(folded, [entry(ME, APPLY, created), entry("other", UPDATE, json!({}))]);
+        let folded = fold_updates_into_apply(
+            &[
+                entry("other", UPDATE, json!({})),
+                entry(ME, UPDATE, created.clone()),
+            ],
+            ME,
+        )
+        .unwrap();
+        assert_eq!(
+            folded,
+            [entry(ME, APPLY, created), entry("other", UPDATE, json!({}))]
+        );
     }
 
     #[test]
@@ -153,7 +158,10 @@ mod tests {
     #[test]
     fn the_patch_tests_the_revision() {
         let p = managed_fields_patch(Some("42"), &[entry(ME, APPLY, json!({}))]);
-        assert_eq!(p[0], json!({"op": "test", "path": "/metadata/resourceVersion", "value": "42"}));
+        assert_eq!(
+            p[0],
+            json!({"op": "test", "path": "/metadata/resourceVersion", "value": "42"})
+        );
         assert_eq!(p[1]["path"], "/metadata/managedFields");
         assert_eq!(p[1]["value"][0]["operation"], "Apply");
     }
