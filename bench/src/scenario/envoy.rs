@@ -41,7 +41,9 @@ const NAMESPACE: &str = "cf-workloads";
 const GATEWAY_HTTP: &str = "http.8080";
 /// Host prefix of the N programmed routes.
 const BULK_TAG: &str = "envoy";
-/// How long one change (or the cold start) may take before the run fails.
+/// `resyncInterval` of the Helm chart.
+const CHART_RESYNC_SECONDS: u64 = 900;
+/// How long one change may take before the run fails.
 const CHANGE_TIMEOUT: Duration = Duration::from_secs(120);
 /// istiod's start until the gateway holds every route (minutes at 10,000 on a loaded machine).
 const COLD_START_TIMEOUT: Duration = Duration::from_secs(900);
@@ -275,6 +277,9 @@ pub async fn run(
         .await?;
     let mut settings = settings.clone();
     settings.log = config.out.join("controller-envoy.log");
+    // The chart's resync (900 s), not the short one the steady-state phase needs: a full resync of N keys
+    // every 30 s would compete with istiod for the cores while the changes are timed.
+    settings.resync_seconds = CHART_RESYNC_SECONDS;
     let controller = ControllerProcess::spawn(&settings)?;
     let vss: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), NAMESPACE, &virtual_service_resource());
