@@ -59,6 +59,8 @@ pub struct Config {
     pub istiod: bool,
     /// `--envoy-only`: only the Route → Envoy phases (with istiod), none of the others nor the bare client.
     pub envoy_only: bool,
+    /// `--istiod-env KEY=VALUE`: extra environment of istiod (e.g. `PILOT_DEBOUNCE_AFTER=10ms`).
+    pub istiod_env: Vec<(String, String)>,
 }
 
 impl Config {
@@ -80,6 +82,7 @@ impl Config {
             events: cfnet_controller::Events::All,
             istiod: false,
             envoy_only: false,
+            istiod_env: Vec::new(),
         }
     }
 }

@@ -312,7 +312,11 @@ pub async fn run(
     let started = Instant::now();
     let start_cpu = cpu(control_plane.pids().1);
     let controller_cpu = cpu(controller.pid());
-    let mut istiod = Istiod::start(control_plane, IstiodOptions::default())
+    let options = IstiodOptions {
+        env: config.istiod_env.clone(),
+        ..IstiodOptions::default()
+    };
+    let mut istiod = Istiod::start(control_plane, options)
         .await
         .map_err(istio_err)?;
     let mut rig = Rig {

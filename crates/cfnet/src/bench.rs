@@ -37,6 +37,10 @@ pub struct Args {
     /// Only the Route → Envoy phases of --istiod (for N = 10,000, where the other phases take long).
     #[arg(long)]
     envoy_only: bool,
+    /// Extra environment of istiod for the Route → Envoy phases, `KEY=VALUE` (repeatable), e.g.
+    /// `PILOT_DEBOUNCE_AFTER=10ms`.
+    #[arg(long = "istiod-env", value_name = "KEY=VALUE")]
+    istiod_env: Vec<String>,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -64,6 +68,12 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     config.events = cfnet_controller::parse_events(&args.events)?;
     config.istiod = args.istiod || args.envoy_only;
     config.envoy_only = args.envoy_only;
+    for pair in &args.istiod_env {
+        let (key, value) = pair.split_once('=').with_context(|| {
+            format!("--istiod-env {pair:?}: give KEY=VALUE, e.g. PILOT_DEBOUNCE_AFTER=10ms")
+        })?;
+        config.istiod_env.push((key.to_string(), value.to_string()));
+    }
     if cfg!(debug_assertions) {
         tracing::warn!(
             "this is a debug build: timings are not representative (use cargo build --release)"
