@@ -168,6 +168,7 @@ pub(crate) fn results(run: Finished<'_>) -> Results {
         command: config.command.clone(),
         cpus: run.cpus,
         phases,
+        envoy: None,
         baseline: Baseline {
             bulk_add_seconds: base.seconds,
             concurrency: config.concurrency,

@@ -1,6 +1,7 @@
-//! The physical limit: a bare client that issues exactly the writes the controller must make for a bulk
-//! add — per route a finalizer JSON patch, a server-side apply of its Service and of its VirtualService,
-//! and a status merge patch — with the controller's concurrency and no controller logic (no watches, no
+//! The physical limit: a bare client that issues exactly the writes the controller makes for a bulk add
+//! — per route a finalizer JSON patch, a plain create of its Service and of its VirtualService (under
+//! the controller's field manager), a status merge patch and, when the controller runs with `--events
+//! all`, the `Created` Event — with the controller's concurrency and no controller logic (no watches, no
 //! index, no diffing). The payloads come from the same translation the controller uses, so the API server
 //! does the same work per request.
 
@@ -10,9 +11,11 @@ use std::time::Duration;
 use cfnet_api::{FIELD_MANAGER, FINALIZER, READY, Reason, Route};
 use cfnet_translate::Settings;
 use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
-use kube::{Api, Client, ResourceExt};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Api, Client, Resource, ResourceExt};
 use tokio::time::Instant;
 
 use crate::error::BenchError;
@@ -34,6 +37,7 @@ struct Work {
     service: Service,
     virtual_service: DynamicObject,
     generation: i64,
+    reference: ObjectReference,
 }
 
 /// The API handles and parameters every timed write uses.
@@ -41,9 +45,11 @@ struct Writes {
     routes: Api<Route>,
     services: Api<Service>,
     virtual_services: Api<DynamicObject>,
-    apply: PatchParams,
+    create: PostParams,
     plain: PatchParams,
     finalizer: json_patch::Patch,
+    /// `Some` when the controller publishes Events on success (`--events all`).
+    events: Option<(Client, Reporter)>,
 }
 
 /// Creates `count` routes in `namespace` (not timed), then times the writes.
@@ -54,6 +60,7 @@ pub async fn run(
     concurrency: usize,
     gateway: &str,
     (etcd_pid, apiserver_pid): (u32, u32),
+    events: cfnet_controller::Events,
 ) -> Result<BaselineRun, BenchError> {
     let cpu = |pid: u32| {
         crate::procfs::sample(pid)
@@ -88,8 +95,20 @@ pub async fn run(
             namespace,
             &virtual_service_resource(),
         ),
-        apply: PatchParams::apply(FIELD_MANAGER).force(),
+        create: PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PostParams::default()
+        },
         plain: PatchParams::default(),
+        events: (events == cfnet_controller::Events::All).then(|| {
+            (
+                client.clone(),
+                Reporter {
+                    controller: FIELD_MANAGER.into(),
+                    instance: None,
+                },
+            )
+        }),
         finalizer: serde_json::from_value(serde_json::json!([
             {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]}
         ]))
@@ -108,7 +127,7 @@ pub async fn run(
     let seconds = start.elapsed().as_secs_f64();
     Ok(BaselineRun {
         seconds,
-        writes: created.len() * 4,
+        writes: created.len() * if writes.events.is_some() { 5 } else { 4 },
         apiserver_cpu_seconds: cpu(apiserver_pid) - apiserver_cpu,
         etcd_cpu_seconds: cpu(etcd_pid) - etcd_cpu,
     })
@@ -151,6 +170,7 @@ fn translated(created: &[Route], namespace: &str, gateway: &str) -> Result<Vec<W
             service: service.clone(),
             virtual_service,
             generation: route.metadata.generation.unwrap_or(1),
+            reference: route.object_ref(&()),
         });
     }
 
@@ -158,25 +178,25 @@ fn translated(created: &[Route], namespace: &str, gateway: &str) -> Result<Vec<W
 }
 
 impl Writes {
-    /// The four writes the controller makes for one route.
+    /// The writes the controller makes for one route.
     async fn route(&self, namespace: &str, w: Work) -> Result<(), BenchError> {
         let (api, services, virtual_services) =
             (&self.routes, &self.services, &self.virtual_services);
-        let (apply, plain, finalizer) = (&self.apply, &self.plain, &self.finalizer);
+        let (create, plain, finalizer) = (&self.create, &self.plain, &self.finalizer);
         let doing = |what: &str| format!("baseline: {what} of route {namespace}/{}", w.name);
         api.patch(&w.name, plain, &Patch::Json::<()>(finalizer.clone()))
             .await
             .map_err(BenchError::kube(doing("finalizer patch")))?;
         let service_name = w.service.name_any();
         services
-            .patch(&service_name, apply, &Patch::Apply(&w.service))
+            .create(create, &w.service)
             .await
-            .map_err(BenchError::kube(doing("Service apply")))?;
+            .map_err(BenchError::kube(doing("Service create")))?;
         let vs_name = w.virtual_service.name_any();
         virtual_services
-            .patch(&vs_name, apply, &Patch::Apply(&w.virtual_service))
+            .create(create, &w.virtual_service)
             .await
-            .map_err(BenchError::kube(doing("VirtualService apply")))?;
+            .map_err(BenchError::kube(doing("VirtualService create")))?;
         let status = serde_json::json!({"status": {"conditions": [{
             "type": READY,
             "status": "True",
@@ -188,6 +208,20 @@ impl Writes {
         api.patch_status(&w.name, plain, &Patch::Merge(&status))
             .await
             .map_err(BenchError::kube(doing("status patch")))?;
+        if let Some((client, reporter)) = &self.events {
+            // As the controller publishes it: a fresh Recorder, one Event naming both children.
+            let event = Event {
+                type_: EventType::Normal,
+                reason: "Created".into(),
+                note: Some(format!("Service {service_name}, VirtualService {vs_name}")),
+                action: "Reconcile".into(),
+                secondary: None,
+            };
+            Recorder::new(client.clone(), reporter.clone())
+                .publish(&event, &w.reference)
+                .await
+                .map_err(BenchError::kube(doing("Event")))?;
+        }
         Ok(())
     }
 }

@@ -53,6 +53,9 @@ pub enum BenchError {
     #[error("cannot sample process {pid}: {detail}")]
     Proc { pid: u32, detail: String },
 
+    #[error("istiod (cfnet bench --istiod): {detail}")]
+    Istiod { detail: String },
+
     #[error("baseline: {detail}")]
     Baseline { detail: String },
 

@@ -53,6 +53,14 @@ pub struct Config {
     pub resync_seconds: u64,
     /// In-flight requests of the bare client (= the controller's workers) and of route creation.
     pub concurrency: usize,
+    /// The controller's `--events`; the bare client publishes the `Created` Event per route when `All`.
+    pub events: cfnet_controller::Events,
+    /// `--istiod`: the Route → Envoy phases (scenario/envoy.rs) after the others.
+    pub istiod: bool,
+    /// `--envoy-only`: only the Route → Envoy phases (with istiod), none of the others nor the bare client.
+    pub envoy_only: bool,
+    /// `--istiod-env KEY=VALUE`: extra environment of istiod (e.g. `PILOT_DEBOUNCE_AFTER=10ms`).
+    pub istiod_env: Vec<(String, String)>,
 }
 
 impl Config {
@@ -71,6 +79,10 @@ impl Config {
             steady_seconds: if quick { 6 } else { 60 },
             resync_seconds: if quick { 2 } else { 30 },
             concurrency: cfnet_controller::Config::new(GATEWAY).workers,
+            events: cfnet_controller::Events::All,
+            istiod: false,
+            envoy_only: false,
+            istiod_env: Vec::new(),
         }
     }
 }

@@ -34,6 +34,8 @@ pub struct ControllerSettings {
     pub workers: usize,
     /// The controller's stdout and stderr go here.
     pub log: PathBuf,
+    /// `--events`.
+    pub events: cfnet_controller::Events,
 }
 
 pub struct ControllerProcess {
@@ -88,6 +90,8 @@ impl ControllerProcess {
             .arg(format!("127.0.0.1:{health_port}"))
             .arg("--workers")
             .arg(settings.workers.to_string())
+            .arg("--events")
+            .arg(settings.events.as_str())
             .env("KUBECONFIG", &settings.kubeconfig)
             .env("ISTIO_GATEWAY_NAME", &settings.gateway)
             .env("RESYNC_INTERVAL", settings.resync_seconds.to_string())
@@ -115,6 +119,10 @@ impl ControllerProcess {
     }
 
     /// Fails if the controller has exited (a crash must not look like a slow phase).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
     pub fn check_running(&self, phase: &str) -> Result<(), BenchError> {
         let mut child = self
             .child

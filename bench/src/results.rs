@@ -36,6 +36,9 @@ pub struct Results {
     pub baseline: Baseline,
     pub steady_state: SteadyState,
     pub controller: ControllerStats,
+    /// `--istiod`: Route → Envoy through istiod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envoy: Option<crate::scenario::envoy::EnvoyResults>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -206,7 +209,51 @@ impl Results {
         self.apiserver_md(&mut md);
         self.targets_md(&mut md);
         self.controller_md(&mut md);
+        self.envoy_md(&mut md);
         md
+    }
+
+    /// `--istiod`: the Route → Envoy phases.
+    fn envoy_md(&self, md: &mut String) {
+        let Some(envoy) = &self.envoy else {
+            return;
+        };
+        let _ = writeln!(
+            md,
+            "\n## Envoy (istiod {}, {} routes programmed)\n",
+            envoy.istiod_version, envoy.routes
+        );
+        md.push_str("| phase | changes | wall (s) | p50 (ms) | p95 (ms) | p99 (ms) | max (ms) | istiod CPU s | istiod peak RSS (MiB) | controller CPU s | apiserver CPU s |\n");
+        md.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        for p in &envoy.phases {
+            let l = &p.latency_ms;
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {:.1} | {:.2} | {:.2} |",
+                p.name,
+                p.changes,
+                p.wall_seconds,
+                l.p50,
+                l.p95,
+                l.p99,
+                l.max,
+                p.istiod_cpu_seconds,
+                p.istiod_peak_rss_mib,
+                p.controller_cpu_seconds,
+                p.apiserver_cpu_seconds,
+            );
+        }
+        md.push('\n');
+        for p in &envoy.phases {
+            let _ = writeln!(md, "- {}: {}", p.name, p.latency_definition);
+            for (kind, l) in &p.latency_ms_by_kind {
+                let _ = writeln!(
+                    md,
+                    "  - {kind}: p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms",
+                    l.p50, l.p95, l.max
+                );
+            }
+        }
     }
 
     /// The run and the phase table, with how each latency is measured.

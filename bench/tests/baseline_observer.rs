@@ -19,10 +19,19 @@ async fn baseline_programs_every_route_and_the_observer_sees_it() {
     let observer = Observer::start(&client, &ns).await.unwrap();
     let n = 20;
 
-    let run = baseline::run(&client, &ns, n, 4, GATEWAY, cp.pids())
-        .await
-        .unwrap();
-    assert_eq!(run.writes, 4 * n);
+    let run = baseline::run(
+        &client,
+        &ns,
+        n,
+        4,
+        GATEWAY,
+        cp.pids(),
+        cfnet_controller::Events::All,
+    )
+    .await
+    .unwrap();
+    // Finalizer patch, Service and VirtualService create, status patch, Created Event.
+    assert_eq!(run.writes, 5 * n);
     assert!(run.seconds > 0.0);
     assert!(run.apiserver_cpu_seconds > 0.0, "{run:?}");
 

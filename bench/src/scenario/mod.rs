@@ -3,6 +3,7 @@
 
 mod bulk;
 mod drift;
+pub mod envoy;
 mod one_by_one;
 mod shared;
 mod steady;
@@ -72,11 +73,23 @@ pub async fn run(control_plane: &ControlPlane, config: &Config) -> Result<Result
         resync_seconds: config.resync_seconds,
         workers: config.concurrency,
         log: config.out.join("controller.log"),
+        events: config.events,
     };
     std::fs::create_dir_all(&config.out).map_err(|e| BenchError::Output {
         path: config.out.clone(),
         detail: e.to_string(),
     })?;
+    if config.envoy_only {
+        return Ok(Results {
+            routes: config.routes,
+            quick: config.quick,
+            date,
+            apiserver_version: control_plane.apiserver_version().to_string(),
+            command: config.command.clone(),
+            envoy: Some(envoy::run(control_plane, config, &settings).await?),
+            ..Results::default()
+        });
+    }
 
     let mut phases = Vec::new();
     let outcome = run.phases(&settings, &mut phases).await;
@@ -94,7 +107,12 @@ pub async fn run(control_plane: &ControlPlane, config: &Config) -> Result<Result
         detail: "no final sample of the controller".to_string(),
     })?;
     let baseline = bare_client(control_plane, &client, config).await?;
-    Ok(assemble::results(Finished {
+    let envoy = if config.istiod {
+        Some(envoy::run(control_plane, config, &settings).await?)
+    } else {
+        None
+    };
+    let mut results = assemble::results(Finished {
         config,
         date,
         apiserver_version: control_plane.apiserver_version().to_string(),
@@ -106,7 +124,9 @@ pub async fn run(control_plane: &ControlPlane, config: &Config) -> Result<Result
         final_metrics,
         final_sample,
         baseline,
-    }))
+    });
+    results.envoy = envoy;
+    Ok(results)
 }
 
 /// The bare-client limit, in a namespace of its own, with the controller stopped.
@@ -136,6 +156,7 @@ async fn bare_client(
             config.concurrency,
             GATEWAY,
             control_plane.pids(),
+            config.events,
         ),
     )
     .await

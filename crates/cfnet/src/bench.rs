@@ -26,6 +26,21 @@ pub struct Args {
     /// The binary whose `controller` subcommand is measured (default: this binary).
     #[arg(long)]
     controller_bin: Option<PathBuf>,
+    /// The controller's `--events`: `all` (default) or `problems`; the bare-client limit issues the
+    /// same writes (a `Created` Event per route with `all`).
+    #[arg(long, default_value = "all")]
+    events: String,
+    /// Also measure Route → Envoy: istiod serving the chart's ingress gateway, a gateway xDS client,
+    /// cold start with N routes, one-at-a-time changes through the controller and by a bare client.
+    #[arg(long)]
+    istiod: bool,
+    /// Only the Route → Envoy phases of --istiod (for N = 10,000, where the other phases take long).
+    #[arg(long)]
+    envoy_only: bool,
+    /// Extra environment of istiod for the Route → Envoy phases, `KEY=VALUE` (repeatable), e.g.
+    /// `PILOT_DEBOUNCE_AFTER=10ms`.
+    #[arg(long = "istiod-env", value_name = "KEY=VALUE")]
+    istiod_env: Vec<String>,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -50,6 +65,15 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     };
     let mut config = cfnet_bench::Config::new(routes, args.quick, args.out.clone(), exe);
     config.command = std::env::args().collect::<Vec<_>>().join(" ");
+    config.events = cfnet_controller::parse_events(&args.events)?;
+    config.istiod = args.istiod || args.envoy_only;
+    config.envoy_only = args.envoy_only;
+    for pair in &args.istiod_env {
+        let (key, value) = pair.split_once('=').with_context(|| {
+            format!("--istiod-env {pair:?}: give KEY=VALUE, e.g. PILOT_DEBOUNCE_AFTER=10ms")
+        })?;
+        config.istiod_env.push((key.to_string(), value.to_string()));
+    }
     if cfg!(debug_assertions) {
         tracing::warn!(
             "this is a debug build: timings are not representative (use cargo build --release)"

@@ -5,8 +5,9 @@
 //! `LEADER_ELECTION_NAMESPACE` (required only with `--enable-leader-election`; upstream demanded it
 //! always), `RESYNC_INTERVAL` (seconds, default 30); flags `--metrics-addr` (default :8080),
 //! `--enable-leader-election[=true]`, `--kubeconfig`. Beyond upstream: `--routing-api istio|gateway-api`
-//! and `--gateway-api-parent` (routing.rs; in gateway-api mode `ISTIO_GATEWAY_NAME` is optional). A
-//! configuration error prints one line and exits 1.
+//! and `--gateway-api-parent` (routing.rs; in gateway-api mode `ISTIO_GATEWAY_NAME` is optional), and
+//! `--events all|problems` (env `CFNET_EVENTS`, default `all`). A configuration error prints one line and
+//! exits 1.
 //!
 //! Process contract: SIGTERM or SIGINT lets in-flight reconciles finish and exits 0 within 10 s (a
 //! watchdog exits 1 if stopping hangs past [`EXIT_DEADLINE`]); an unreachable API server is retried with
@@ -19,7 +20,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use cfnet_controller::{Config, EnvConfig, LeaderElection, parse_listen_addr};
+use cfnet_controller::{Config, EnvConfig, LeaderElection, parse_events, parse_listen_addr};
 use clap::ArgAction;
 
 use crate::process::{self, LogFormat, Signals};
@@ -54,6 +55,10 @@ pub struct Args {
     workers: usize,
     #[command(flatten)]
     routing: RoutingArgs,
+    /// Events published on Routes: `all` (Created/Deleted/Programmed and Warnings) or `problems`
+    /// (only Warnings; one API write less per programmed route).
+    #[arg(long, env = "CFNET_EVENTS", default_value = "all")]
+    events: String,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -84,6 +89,7 @@ fn config_from(args: &Args) -> anyhow::Result<Config> {
     config.resync_interval = env.resync_interval;
     config.namespaces = args.namespaces.clone();
     config.workers = args.workers.max(1);
+    config.events = parse_events(&args.events)?;
     config.metrics_addr = parse_listen_addr("--metrics-addr", &args.metrics_addr)?;
     config.health_addr = parse_listen_addr("--health-addr", &args.health_addr)?;
     if args.enable_leader_election {

@@ -1,5 +1,5 @@
-//! `cfnet bench --quick` end to end, so that the benchmark cannot rot: a real local control plane, the
-//! controller as a separate process of this binary, every phase. It checks that the run succeeds and that
+//! `cfnet bench --quick --istiod` end to end, so that the benchmark cannot rot: a real local control plane,
+//! the controller as a separate process of this binary, every phase, and the Route → Envoy phases with istiod. It checks that the run succeeds and that
 //! results.json holds the documented keys and the right change counts; it judges no timings.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails where its setup does
 
@@ -21,7 +21,7 @@ const PHASES: [(&str, u64); 8] = [
 fn bench_quick_runs_every_phase_with_the_right_counts() {
     let out = tempfile::tempdir().unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_cfnet"))
-        .args(["bench", "--quick", "--out"])
+        .args(["bench", "--quick", "--istiod", "--out"])
         .arg(out.path())
         .output()
         .unwrap();
@@ -29,7 +29,7 @@ fn bench_quick_runs_every_phase_with_the_right_counts() {
     let log = std::fs::read_to_string(out.path().join("controller.log")).unwrap_or_default();
     assert!(
         output.status.success(),
-        "cfnet bench --quick failed: {}\n--- stderr ---\n{stderr}\n--- controller.log (tail) ---\n{}",
+        "cfnet bench --quick --istiod failed: {}\n--- stderr ---\n{stderr}\n--- controller.log (tail) ---\n{}",
         output.status,
         log.lines()
             .rev()
@@ -66,7 +66,27 @@ fn bench_quick_runs_every_phase_with_the_right_counts() {
         }
     }
     assert!(results["baseline"]["bulk_add_seconds"].as_f64().unwrap() > 0.0);
-    assert_eq!(results["baseline"]["writes"], 800);
+    // Per route: finalizer patch, Service and VirtualService create, status patch, Created Event.
+    assert_eq!(results["baseline"]["writes"], 1000);
+    // Route → Envoy: the cold start over the 200 routes, 20 changes through the controller and by a bare
+    // client, each with istiod's CPU and memory.
+    let envoy = results["envoy"]["phases"].as_array().unwrap();
+    let names: Vec<(&str, u64)> = envoy
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap(), p["changes"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("envoy_cold_start", 200),
+            ("envoy_changes", 20),
+            ("envoy_floor", 20)
+        ]
+    );
+    for p in envoy {
+        assert!(p["latency_ms"]["max"].as_f64().unwrap() > 0.0, "{p}");
+        assert!(p["istiod_peak_rss_mib"].as_f64().unwrap() > 0.0, "{p}");
+    }
     assert!(
         results["steady_state"]["writes_per_minute"]
             .as_f64()
@@ -81,6 +101,7 @@ fn bench_quick_runs_every_phase_with_the_right_counts() {
     let report = std::fs::read_to_string(out.path().join("report.md")).unwrap();
     assert!(report.contains("| bulk_add |") && report.contains("## Targets"));
     assert!(report.contains("| drift_repair |") && report.contains("restored within 1 s (p95)"));
+    assert!(report.contains("| envoy_changes |") && report.contains("## Envoy"));
     let svg = std::fs::read_to_string(out.path().join("latency.svg")).unwrap();
     assert!(svg.contains("<svg") && svg.contains("shared_fqdn_updates"));
 }

@@ -526,3 +526,27 @@ async fn an_unreachable_api_server_is_retried_with_back_off_and_then_served() {
     );
     outage.close().await;
 }
+
+/// `--events` / `CFNET_EVENTS` other than `all` or `problems`: one line naming both and exit 1, before
+/// any connection is attempted.
+#[test]
+fn an_unknown_events_setting_exits_1_naming_the_choices() {
+    for (args, env) in [(vec!["--events", "none"], None), (vec![], Some("warnings"))] {
+        let mut command = Command::new(CFNET);
+        command
+            .arg("controller")
+            .args(&args)
+            .env("ISTIO_GATEWAY_NAME", GATEWAY)
+            .env_remove("CFNET_EVENTS");
+        if let Some(value) = env {
+            command.env("CFNET_EVENTS", value);
+        }
+        let out = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?} {env:?}: {stderr}");
+        assert!(
+            stderr.contains("--events (CFNET_EVENTS)") && stderr.contains("give all"),
+            "{stderr}"
+        );
+    }
+}

@@ -7,8 +7,11 @@
 //! index, the plan and the writes are generic over it. docs/architecture.md shows what a third kind takes.
 
 mod http_route;
+mod ownership;
 mod service;
 mod virtual_service;
+
+pub(crate) use ownership::{fold_updates_into_apply, managed_fields_patch};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
@@ -41,7 +44,8 @@ pub(crate) trait Child:
     const LABELS: &'static [&'static str];
     const ANNOTATIONS: &'static [&'static str];
     /// `Some(label)`: only objects carrying the label are watched, so a name missing from the cache may
-    /// still be taken by someone else's object: look it up before creating (and never take it over).
+    /// still be taken by someone else's object: it is created with a plain create, which fails on a taken
+    /// name; the object holding it is then looked up (and never taken over).
     const WATCH_LABEL: Option<&'static str>;
     /// The end of the status message when a foreign object holds the name: what its owner can do.
     const FOREIGN_FIX: &'static str;

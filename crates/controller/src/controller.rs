@@ -206,6 +206,7 @@ impl Controller {
                     instance: identity,
                 },
                 gate: self.gate_tx.subscribe(),
+                events: self.config.events,
             },
         }
     }

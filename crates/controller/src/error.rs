@@ -76,6 +76,7 @@ impl Category {
 /// The write (or read) the reconcile of a key attempted and the API refused or failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Operation {
+    Create,
     Apply,
     Delete,
     Lookup,
@@ -98,6 +99,9 @@ pub struct Failure {
 fn describe(operation: Operation, kind: &str, namespace: &str, name: &str) -> String {
     let retry = "the controller retries with back-off";
     match operation {
+        Operation::Create => format!(
+            "create of {kind} {namespace}/{name} failed ({retry}; check its RBAC: create on {kind})"
+        ),
         Operation::Apply => format!(
             "server-side apply of {kind} {namespace}/{name} failed ({retry}; check its RBAC: patch on {kind})"
         ),

@@ -4,15 +4,17 @@
 //! call is logged where it happens and the reconcile goes on with the other children; every call first
 //! checks that this replica still leads, and stops the reconcile when it does not ([`Handover`]).
 //!
-//! Writes are server-side applies (field manager `cfnet-routecontroller`) or JSON patches, sent only when
-//! the plan found the cached object different in a field we own, so a steady state costs no API write.
+//! A child the cache proves absent is created with a plain POST (an object already holding the name is
+//! then looked up: ours is applied, a foreign one left alone); every later write of a child is a
+//! server-side apply (field manager `cfnet-routecontroller`) or a JSON patch, sent only when the plan
+//! found the cached object different in a field we own, so a steady state costs no API write.
 
 use std::sync::{Arc, RwLock};
 
 use cfnet_api::{Condition, FIELD_MANAGER, FINALIZER, Route};
 use cfnet_translate::RoutingApi;
 use chrono::{DateTime, Utc};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
@@ -20,7 +22,11 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::changes::{Change, ChildChanges};
-use crate::child::{Cached, Child, ChildMeta, needs_apply, owner_route_names};
+use crate::child::{
+    Cached, Child, ChildMeta, fold_updates_into_apply, managed_fields_patch, needs_apply,
+    owner_route_names,
+};
+use crate::config::Events;
 use crate::error::{Category, Failure, Operation, error_chain};
 use crate::index::{ChildWrite, Index, write};
 use crate::metrics::{Metrics, Verb};
@@ -31,6 +37,13 @@ use crate::status::{event_for, next_conditions};
 /// one, when it leads again) reconciles the key from the start.
 #[derive(Debug)]
 pub(crate) struct Handover;
+
+/// What a plain create found.
+enum Created {
+    Yes,
+    /// An object holds the name already (the cache did not know it): look it up and decide.
+    NameTaken,
+}
 
 /// Why a call was not made or did not succeed.
 enum NotWritten {
@@ -57,6 +70,8 @@ pub(crate) struct Writer {
     pub reporter: Reporter,
     /// True while this replica may write (leader, or leader election off).
     pub gate: watch::Receiver<bool>,
+    /// Which Events are published (`--events`): Normal ones are skipped with `problems`.
+    pub events: Events,
 }
 
 /// One reconcile's calls so far: the failures (each logged as it happened) and the children created or
@@ -134,10 +149,25 @@ impl<'w> Execution<'w> {
     async fn children<C: Child>(&mut self, plan: &mut ChildPlan<'_, C>) -> Result<(), Handover> {
         for step in &mut plan.steps {
             let next = match step.action {
-                Action::Lookup => {
-                    let r = self.writer.lookup(step.desired).await;
+                // Nothing holds the name as far as the cache knows: a plain create, which also tells
+                // whether someone else's object holds it after all.
+                Action::Lookup | Action::Apply { create: true } => {
+                    let r = self.writer.create(step.desired).await;
                     match self.settle(r)? {
-                        Some(found) => action(step.desired, found.as_ref(), true),
+                        Some(Created::Yes) => {
+                            self.record_created(step.desired);
+                            continue;
+                        }
+                        Some(Created::NameTaken) => {
+                            let r = self.writer.lookup(step.desired).await;
+                            match self.settle(r)? {
+                                Some(found) => action(step.desired, found.as_ref(), true),
+                                None => {
+                                    step.outcome = Outcome::Failed(self.last_failure());
+                                    continue;
+                                }
+                            }
+                        }
                         None => {
                             step.outcome = Outcome::Failed(self.last_failure());
                             continue;
@@ -154,17 +184,21 @@ impl<'w> Execution<'w> {
                     if self.settle(r)?.is_none() {
                         step.outcome = Outcome::Failed(self.last_failure());
                     } else if create {
-                        let (_, name) = ns_name(step.desired.meta());
-                        self.changes.record(
-                            owner_route_names(step.desired.meta()),
-                            Change::Created,
-                            format!("{} {name}", C::KIND),
-                        );
+                        self.record_created(step.desired);
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    fn record_created<C: Child>(&mut self, desired: &C) {
+        let (_, name) = ns_name(desired.meta());
+        self.changes.record(
+            owner_route_names(desired.meta()),
+            Change::Created,
+            format!("{} {name}", C::KIND),
+        );
     }
 
     fn last_failure(&self) -> String {
@@ -269,6 +303,62 @@ impl Writer {
         result.map_err(|e| NotWritten::Failed(failure(e)))
     }
 
+    /// Creates `desired` with a plain POST under our field manager: for the API server a create is less
+    /// work than a server-side apply that finds no object. `NameTaken` when an object holds the name.
+    /// The create records our fields under an `Update` entry; [`Writer::apply`] folds it into our
+    /// `Apply` entry the first time it updates the object (child/ownership.rs).
+    async fn create<C: Child>(&self, desired: &C) -> Result<Created, NotWritten> {
+        let (ns, name) = ns_name(desired.meta());
+        let failure = |e| Failure::new(Operation::Create, C::KIND, &ns, &name, e);
+        self.leading()?;
+        let object: C::Object = serde_json::to_value(desired)
+            .and_then(serde_json::from_value)
+            .map_err(|e| NotWritten::Failed(failure(kube::Error::SerdeError(e))))?;
+        let params = PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PostParams::default()
+        };
+        let created = match C::api(self.client.clone(), Some(&ns))
+            .create(&params, &object)
+            .await
+        {
+            Err(kube::Error::Api(status)) if status.is_already_exists() => {
+                self.metrics
+                    .wrote(Verb::Create, C::KIND, Err(Category::Conflict));
+                debug!(kind = C::KIND, namespace = %ns, name = %name,
+                       "the name is taken by an object the cache did not hold; looking it up");
+                return Ok(Created::NameTaken);
+            }
+            r => self.count(Verb::Create, C::KIND, r, failure)?,
+        };
+        info!(kind = C::KIND, namespace = %ns, name = %name, action = "created", "{} {ns}/{name} has been created", C::KIND);
+        write(&self.index).record_write(ChildWrite::Applied(Cached::<C>::new(created)));
+        Ok(Created::Yes)
+    }
+
+    /// Folds an `Update` entry of our field manager (a plain create, a repair patch) into our `Apply`
+    /// entry, so that applies own every field we set and can remove one we stop setting. `applied` is
+    /// the object as the API server last returned it; returns it as it is afterwards.
+    async fn own_fields_by_apply<C: Child>(
+        &self,
+        api: &Api<C::Object>,
+        applied: C::Object,
+        failure: impl FnOnce(kube::Error) -> Failure,
+    ) -> Result<C::Object, NotWritten> {
+        let meta = applied.meta();
+        let Some(entries) = meta
+            .managed_fields
+            .as_deref()
+            .and_then(|m| fold_updates_into_apply(m, FIELD_MANAGER))
+        else {
+            return Ok(applied);
+        };
+        let name = meta.name.clone().unwrap_or_default();
+        let patch = managed_fields_patch(meta.resource_version.as_deref(), &entries);
+        let patched = json_patch(api, &name, patch).await;
+        self.count(Verb::Patch, C::KIND, patched, failure)
+    }
+
     /// The object holding `desired`'s name, asked of the API (not a write).
     async fn lookup<C: Child>(&self, desired: &C) -> Result<Option<Cached<C>>, NotWritten> {
         let (ns, name) = ns_name(desired.meta());
@@ -301,6 +391,25 @@ impl Writer {
         };
         let action = if create { "created" } else { "updated" };
         info!(kind = C::KIND, namespace = %ns, name = %name, action, "{} {ns}/{name} has been {action}", C::KIND);
+        let applied = match applied {
+            // Created by a plain POST (or repaired by a patch) earlier: our fields are shared with our
+            // `Update` entry, so this apply could not remove one we stopped setting. Fold the entry in,
+            // then apply again if the object still differs.
+            Some(a) => {
+                let folded = self
+                    .own_fields_by_apply::<C>(&api, a.clone(), failure)
+                    .await?;
+                if folded.meta().resource_version == a.meta().resource_version
+                    || !needs_apply(desired, &Cached::<C>::new(folded.clone()))
+                {
+                    Some(folded)
+                } else {
+                    let again = api.patch(&name, &params, &Patch::Apply(desired)).await;
+                    Some(self.count(Verb::Apply, C::KIND, again, failure)?)
+                }
+            }
+            None => None,
+        };
         let applied = match applied
             .map(Cached::<C>::new)
             .filter(|a| !needs_apply(desired, a))
@@ -416,7 +525,7 @@ impl Writer {
 
     /// Best effort: a missing events permission must not block routing.
     async fn publish(&self, route: &Route, type_: EventType, reason: &str, note: String) {
-        if !*self.gate.borrow() {
+        if !*self.gate.borrow() || !self.events.publishes(type_ == EventType::Warning) {
             return;
         }
         let ev = Event {

@@ -49,8 +49,8 @@ mod worker;
 pub use child::is_ours;
 pub use client::{ClientError, client, connect, kube_config};
 pub use config::{
-    Config, ConfigError, DEFAULT_RESYNC_INTERVAL, EnvConfig, LEASE_NAME, LeaderElection,
-    parse_listen_addr, parse_resync_interval,
+    Config, ConfigError, DEFAULT_RESYNC_INTERVAL, EnvConfig, Events, LEASE_NAME, LeaderElection,
+    parse_events, parse_listen_addr, parse_resync_interval,
 };
 pub use controller::{Controller, run};
 pub use error::{Category, Failure, Operation, ReconcileError, StartError, error_chain};

@@ -38,9 +38,11 @@ pub(crate) fn translate(
 pub(crate) enum Action {
     /// The cached object is ours and an apply would not change it: no write.
     Unchanged,
-    /// Server-side apply; `create` when no object holds the name.
+    /// `create`: no object holds the name as far as the cache knows: a plain create (execute.rs looks
+    /// the name up and decides again if the API says it is taken). Otherwise a server-side apply.
     Apply { create: bool },
-    /// Not cached, but the kind's watch does not see every object: ask the API before creating.
+    /// Not cached, but the kind's watch does not see every object: a plain create too, which cannot
+    /// take over someone else's object; if the name is taken, the object is looked up and decided on.
     Lookup,
     /// An object that is not ours holds the name: leave it alone and report a Conflict.
     Foreign,

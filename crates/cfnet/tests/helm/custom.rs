@@ -29,6 +29,7 @@ pub const CUSTOM: &[&str] = &[
     "controller.networkPolicy.apiServerCIDRs={10.0.0.1/32}",
     "controller.prometheusScrape=false",
     "controller.workers=8",
+    "controller.events=problems",
 ];
 
 /// CUSTOM's controller: its configuration, image, resources, arguments, RBAC and NetworkPolicy.
@@ -40,6 +41,7 @@ fn custom_controller(objs: &[Value]) {
     );
     assert_eq!(cm["data"]["LEADER_ELECTION_NAMESPACE"], "cf-core");
     assert_eq!(cm["data"]["RESYNC_INTERVAL"], "30");
+    assert_eq!(cm["data"]["CFNET_EVENTS"], "problems");
 
     let deploy = find(objs, "Deployment", "cf-core", "routecontroller");
     assert_eq!(deploy["spec"]["replicas"], 3);

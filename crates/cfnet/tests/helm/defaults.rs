@@ -63,6 +63,7 @@ fn defaults_render_the_controller_with_its_configuration_probes_and_hardening() 
             "ISTIO_GATEWAY_NAME": "cf-system/istio-ingressgateway",
             "LEADER_ELECTION_NAMESPACE": "cf-system",
             "RESYNC_INTERVAL": "900",
+            "CFNET_EVENTS": "all",
         })
     );
     find(&objs, "ServiceAccount", "cf-system", "routecontroller");

@@ -1,6 +1,7 @@
 //! Services: one per destination, `s-<destination guid>`. Only Services labelled with the route guid are
-//! watched (a cluster has many Services cfnet never reads), so a name missing from the cache is looked up
-//! before it is created: a foreign Service holding it is reported, never taken over.
+//! watched (a cluster has many Services cfnet never reads), so a name missing from the cache may be taken:
+//! it is created with a plain create, which fails on a taken name; the Service holding it is then looked
+//! up, and a foreign one is reported, never taken over.
 
 use std::collections::BTreeSet;
 
