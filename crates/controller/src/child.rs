@@ -142,8 +142,9 @@ pub struct ChildMeta {
     /// Shared strings: the index interns the namespace and keys its maps with these very copies.
     pub namespace: Arc<str>,
     pub name: Arc<str>,
-    pub uid: Option<String>,
-    pub resource_version: Option<String>,
+    /// Boxed: 8 bytes less each than a `String`, for every cached child (the index's memory per route).
+    pub uid: Option<Box<str>>,
+    pub resource_version: Option<Box<str>>,
     /// Shared with the index's ids of those Routes where it has them.
     pub(crate) owners: Box<[Arc<str>]>,
     /// The kind's FQDN annotation, lower-cased as Routes' FQDNs are (`RouteSpec::fqdn`), shared with the
@@ -163,8 +164,8 @@ impl ChildMeta {
         ChildMeta {
             namespace: meta.namespace.unwrap_or_default().into(),
             name: meta.name.unwrap_or_default().into(),
-            uid: meta.uid,
-            resource_version: meta.resource_version,
+            uid: meta.uid.map(String::into_boxed_str),
+            resource_version: meta.resource_version.map(String::into_boxed_str),
             owners,
             fqdn,
         }

@@ -267,8 +267,8 @@ impl<'w> Execution<'w> {
 fn delete_params(meta: &ChildMeta) -> DeleteParams {
     DeleteParams {
         preconditions: Some(Preconditions {
-            resource_version: meta.resource_version.clone(),
-            uid: meta.uid.clone(),
+            resource_version: meta.resource_version.as_deref().map(str::to_owned),
+            uid: meta.uid.as_deref().map(str::to_owned),
         }),
         ..DeleteParams::default()
     }

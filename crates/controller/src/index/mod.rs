@@ -328,7 +328,7 @@ impl Index {
         id: &ObjId,
         deleted_at: Option<&String>,
     ) -> BTreeSet<FqdnKey> {
-        C::store_mut(self).bury(id.clone(), deleted_at);
+        C::store_mut(self).bury(id.clone(), deleted_at.map(String::as_str));
         let mut affected = BTreeSet::new();
         self.remove_child::<C>(id, &mut affected);
         affected

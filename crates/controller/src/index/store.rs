@@ -58,10 +58,10 @@ impl<C: Child> ChildStore<C> {
     /// not replace what the store holds.
     pub fn superseded(&self, incoming: &ChildMeta) -> bool {
         let id = incoming.id();
-        let rv = incoming.resource_version.as_ref();
+        let rv = incoming.resource_version.as_deref();
         self.objects
             .get(&id)
-            .is_some_and(|c| is_stale(c.meta.resource_version.as_ref(), rv))
+            .is_some_and(|c| is_stale(c.meta.resource_version.as_deref(), rv))
             || self.gone.outlived(&id, rv)
     }
 
@@ -96,7 +96,7 @@ impl<C: Child> ChildStore<C> {
     }
 
     /// Remembers a deletion the watch reported at revision `deleted_at`.
-    pub fn bury(&mut self, id: ObjId, deleted_at: Option<&String>) {
+    pub fn bury(&mut self, id: ObjId, deleted_at: Option<&str>) {
         self.gone.bury(id, deleted_at);
     }
 
@@ -107,14 +107,14 @@ impl<C: Child> ChildStore<C> {
 }
 
 /// resourceVersions are etcd revisions in every API server we know; compared as numbers when both parse.
-fn revision(rv: Option<&String>) -> Option<u64> {
+fn revision(rv: Option<&str>) -> Option<u64> {
     rv?.parse().ok()
 }
 
 /// Is `incoming` the cached object or an older version of it? The reconcile writes its apply responses
 /// into the index, and the watch may already have delivered a newer version (someone's edit right after
 /// our apply): the older copy must not replace it, or the edit would never be repaired.
-fn is_stale(cached: Option<&String>, incoming: Option<&String>) -> bool {
+fn is_stale(cached: Option<&str>, incoming: Option<&str>) -> bool {
     match (revision(cached), revision(incoming)) {
         (Some(c), Some(i)) => i <= c,
         // Opaque versions: only an identical one is known to be the same object.
@@ -131,7 +131,7 @@ pub(super) struct Tombstones(HashMap<ObjId, u64>);
 pub(super) const TOMBSTONES_KEPT: usize = 4096;
 
 impl Tombstones {
-    pub(super) fn bury(&mut self, id: ObjId, deleted_at: Option<&String>) {
+    pub(super) fn bury(&mut self, id: ObjId, deleted_at: Option<&str>) {
         let Some(rv) = revision(deleted_at) else {
             return;
         };
@@ -145,7 +145,7 @@ impl Tombstones {
     }
 
     /// Was `id` deleted at or after `incoming`?
-    pub(super) fn outlived(&self, id: &ObjId, incoming: Option<&String>) -> bool {
+    pub(super) fn outlived(&self, id: &ObjId, incoming: Option<&str>) -> bool {
         match (self.0.get(id), revision(incoming)) {
             (Some(deleted), Some(rv)) => rv <= *deleted,
             _ => false,

@@ -229,7 +229,7 @@ fn cached_version(index: &Index) -> Option<String> {
     index
         .services
         .get(&("ns".into(), "s-d".into()))
-        .and_then(|s| s.meta.resource_version.clone())
+        .and_then(|s| s.meta.resource_version.as_deref().map(str::to_owned))
 }
 
 #[test]
@@ -270,7 +270,10 @@ fn an_older_apply_response_does_not_resurrect_a_deleted_child() {
 fn tombstones_are_bounded() {
     let mut t = Tombstones::default();
     for i in 0..(3 * TOMBSTONES_KEPT as u64) {
-        t.bury(("ns".into(), format!("s-{i}").into()), Some(&i.to_string()));
+        t.bury(
+            ("ns".into(), format!("s-{i}").into()),
+            Some(i.to_string().as_str()),
+        );
     }
     assert!(t.len() <= 2 * TOMBSTONES_KEPT);
     let newest = 3 * TOMBSTONES_KEPT as u64 - 1;
