@@ -259,6 +259,47 @@ pub async fn run(
         routes = n,
         "envoy: creating the routes, then the controller programs them"
     );
+    create_bulk_routes(&routes_api, n).await?;
+    let mut settings = settings.clone();
+    settings.log = config.out.join("controller-envoy.log");
+    // The chart's resync (900 s), not the short one the steady-state phase needs: a full resync of N keys
+    // every 30 s would compete with istiod for the cores while the changes are timed.
+    settings.resync_seconds = CHART_RESYNC_SECONDS;
+    let controller = ControllerProcess::spawn(&settings)?;
+    wait_until_programmed(&client, &controller, n, &settings.log.display().to_string()).await?;
+
+    let (mut istiod, cold) = start_istiod(control_plane, config, controller.pid()).await?;
+    let mut rig = Rig {
+        config,
+        client: client.clone(),
+        apiserver_pid: control_plane.pids().1,
+        controller_pid: Some(controller.pid()),
+        istiod_pid: istiod.pid(),
+    };
+    let (mut gateway, cold_start) = cold_start(&rig, &istiod, n, cold).await?;
+    let mut phases = vec![cold_start];
+    phases.push(changes_through_the_controller(&rig, &routes_api, &mut gateway).await?);
+
+    let controller_sample = controller.stop().await?;
+    tracing::info!(
+        controller_cpu = controller_sample.cpu_seconds,
+        "envoy_floor: controller stopped"
+    );
+    rig.controller_pid = None;
+    phases.push(changes_by_a_bare_client(&rig, &mut gateway).await?);
+    let version = istiod.version().to_string();
+    if let Err(e) = istiod.stop().await {
+        tracing::warn!(error = %e, "stopping istiod");
+    }
+    Ok(EnvoyResults {
+        istiod_version: version,
+        routes: n,
+        phases,
+    })
+}
+
+/// The N bulk routes, created 16 at a time.
+async fn create_bulk_routes(routes_api: &Api<Route>, n: usize) -> Result<(), BenchError> {
     futures::stream::iter(0..n)
         .map(|i| {
             let api = routes_api.clone();
@@ -275,15 +316,20 @@ pub async fn run(
         .buffer_unordered(16)
         .try_collect::<Vec<_>>()
         .await?;
-    let mut settings = settings.clone();
-    settings.log = config.out.join("controller-envoy.log");
-    // The chart's resync (900 s), not the short one the steady-state phase needs: a full resync of N keys
-    // every 30 s would compete with istiod for the cores while the changes are timed.
-    settings.resync_seconds = CHART_RESYNC_SECONDS;
-    let controller = ControllerProcess::spawn(&settings)?;
+    Ok(())
+}
+
+/// Until the controller has written the N routes' VirtualServices.
+async fn wait_until_programmed(
+    client: &Client,
+    controller: &ControllerProcess,
+    n: usize,
+    log: &str,
+) -> Result<(), BenchError> {
     let vss: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), NAMESPACE, &virtual_service_resource());
-    let deadline = Instant::now() + Duration::from_secs(120 + n as u64 / 5);
+    let timeout = Duration::from_secs(120 + n as u64 / 5);
+    let deadline = Instant::now() + timeout;
     loop {
         controller.check_running("envoy")?;
         let programmed = vss
@@ -293,39 +339,52 @@ pub async fn run(
             .items
             .len();
         if programmed >= n {
-            break;
+            return Ok(());
         }
         if Instant::now() > deadline {
             return Err(BenchError::Timeout {
                 phase: "envoy".into(),
                 what: format!("{n} VirtualServices in {NAMESPACE}"),
-                timeout: Duration::from_secs(120 + n as u64 / 5),
+                timeout,
                 observed: format!("{programmed}"),
-                log: settings.log.display().to_string(),
+                log: log.to_owned(),
             });
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
 
-    // Cold start: istiod starts with the N routes present.
-    tracing::info!(routes = n, "envoy_cold_start: starting istiod");
-    let started = Instant::now();
-    let start_cpu = cpu(control_plane.pids().1);
-    let controller_cpu = cpu(controller.pid());
+/// istiod started with the N routes present, and the CPU mark of the moment before.
+async fn start_istiod(
+    control_plane: &ControlPlane,
+    config: &Config,
+    controller_pid: u32,
+) -> Result<(Istiod, Mark), BenchError> {
+    tracing::info!(routes = config.routes, "envoy_cold_start: starting istiod");
+    let mark = Mark {
+        at: Instant::now(),
+        istiod: 0.0,
+        controller: cpu(controller_pid),
+        apiserver: cpu(control_plane.pids().1),
+    };
     let options = IstiodOptions {
         env: config.istiod_env.clone(),
         ..IstiodOptions::default()
     };
-    let mut istiod = Istiod::start(control_plane, options)
+    let istiod = Istiod::start(control_plane, options)
         .await
         .map_err(istio_err)?;
-    let mut rig = Rig {
-        config,
-        client: client.clone(),
-        apiserver_pid: control_plane.pids().1,
-        controller_pid: Some(controller.pid()),
-        istiod_pid: istiod.pid(),
-    };
+    Ok((istiod, mark))
+}
+
+/// Cold start: from istiod's start to the push in which the gateway holds all N routes; the gateway's
+/// subscription stays open for the other phases.
+async fn cold_start(
+    rig: &Rig<'_>,
+    istiod: &Istiod,
+    n: usize,
+    started: Mark,
+) -> Result<(Subscription, EnvoyPhase), BenchError> {
     let xds = istiod.xds_addr().to_string();
     let mut gateway = Subscription::start(&xds, &Proxy::default(), COLD_START_TIMEOUT)
         .await
@@ -338,24 +397,25 @@ pub async fn run(
         )
         .await
         .map_err(istio_err)?;
-    let cold = all.at.saturating_duration_since(started);
-    let cold_start = Mark {
-        at: started,
-        istiod: 0.0,
-        controller: controller_cpu,
-        apiserver: start_cpu,
-    };
-    let mut phases = vec![rig.phase(
+    let cold = all.at.saturating_duration_since(started.at);
+    let mut phase = rig.phase(
         (
             "envoy_cold_start",
             "istiod started with N programmed routes → the gateway's http.8080 holds all N",
         ),
-        cold_start,
+        started,
         &[(Change::Add, cold)],
-    )];
-    phases[0].changes = n;
+    );
+    phase.changes = n;
+    Ok((gateway, phase))
+}
 
-    // Changes through the controller.
+/// The changes through the controller: Route writes, each timed until the gateway serves it.
+async fn changes_through_the_controller(
+    rig: &Rig<'_>,
+    routes_api: &Api<Route>,
+    gateway: &mut Subscription,
+) -> Result<EnvoyPhase, BenchError> {
     let k = rig.changes();
     tracing::info!(changes = k, "envoy_changes");
     let start = rig.mark();
@@ -384,24 +444,24 @@ pub async fn run(
                     .map_err(kube_err(format!("envoy_changes: deleting {name}")))?;
             }
         }
-        samples.push((change, served(&mut gateway, tag, j, change, at).await?));
+        samples.push((change, served(gateway, tag, j, change, at).await?));
     }
-    phases.push(rig.phase(
+    Ok(rig.phase(
         (
             "envoy_changes",
             "Route write (apply or delete) → istiod's push after which the gateway serves exactly the change",
         ),
         start,
         &samples,
-    ));
+    ))
+}
 
-    // The floor: the same changes, the controller's objects written by a bare client.
-    let controller_sample = controller.stop().await?;
-    tracing::info!(
-        controller_cpu = controller_sample.cpu_seconds,
-        "envoy_floor: controller stopped"
-    );
-    rig.controller_pid = None;
+/// The floor: the same changes, the controller's objects written by a bare client (controller stopped).
+async fn changes_by_a_bare_client(
+    rig: &Rig<'_>,
+    gateway: &mut Subscription,
+) -> Result<EnvoyPhase, BenchError> {
+    let k = rig.changes();
     let floor = Floor::new(&rig.client);
     let start = rig.mark();
     let mut samples = Vec::with_capacity(k);
@@ -410,25 +470,16 @@ pub async fn run(
         let (tag, j) = ("floor", i / 4);
         let at = Instant::now();
         floor.write(tag, j, change).await?;
-        samples.push((change, served(&mut gateway, tag, j, change, at).await?));
+        samples.push((change, served(gateway, tag, j, change, at).await?));
     }
-    phases.push(rig.phase(
+    Ok(rig.phase(
         (
             "envoy_floor",
             "bare client's write of the controller's objects → istiod's push after which the gateway serves the change",
         ),
         start,
         &samples,
-    ));
-    let version = istiod.version().to_string();
-    if let Err(e) = istiod.stop().await {
-        tracing::warn!(error = %e, "stopping istiod");
-    }
-    Ok(EnvoyResults {
-        istiod_version: version,
-        routes: n,
-        phases,
-    })
+    ))
 }
 
 /// Waits for the push that makes the change of route `<tag>-<k>` served; its time since `at`.

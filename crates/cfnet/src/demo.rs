@@ -76,23 +76,7 @@ pub fn run(args: Args) -> ExitCode {
 
 async fn demo(args: Args) -> Result<(), String> {
     let mut signals = Signals::install()?;
-    if args.istiod && args.gateway != DEFAULT_GATEWAY {
-        // istiod serves the chart's Gateway; VirtualServices bound to another one reach no Envoy.
-        return Err(format!(
-            "--istiod runs the chart's Gateway {DEFAULT_GATEWAY}, but the gateway is {}: drop --gateway / unset \
-             ISTIO_GATEWAY_NAME, or run without --istiod",
-            args.gateway
-        ));
-    }
-    if args.istiod && args.routing.routing_api == RoutingApi::GatewayApi {
-        // The demo's istiod runs the chart's Istio Gateway (its Gateway API support is off), so HTTPRoutes
-        // would reach no Envoy.
-        return Err(
-            "--istiod shows the Envoy routes of the chart's Istio Gateway, which serves VirtualServices: \
-             run it with --routing-api istio (the default), or drop --istiod"
-                .to_owned(),
-        );
-    }
+    check_args(&args)?;
     let routes = read_examples(&args.examples)?;
     let namespaces: BTreeSet<String> = routes.iter().filter_map(|r| r.namespace()).collect();
     eprintln!(
@@ -121,21 +105,7 @@ async fn demo(args: Args) -> Result<(), String> {
                 error_chain(&e)
             )
         })?;
-    let mut config = Config::new(&args.gateway);
-    config.workers = 2;
-    config.routing_api = args.routing.routing_api;
-    config.gateway_api_parent = args.routing.gateway_api_parent.clone();
-    let controller = InProcess::start(config, client.clone());
-    match args.routing.routing_api {
-        RoutingApi::Istio => eprintln!(
-            "cfnet demo: RouteController running in-process (gateway {})",
-            args.gateway
-        ),
-        RoutingApi::GatewayApi => eprintln!(
-            "cfnet demo: RouteController running in-process (routing API gateway-api, parent Gateway {})",
-            args.routing.gateway_api_parent
-        ),
-    }
+    let controller = start_controller(&args, &client);
 
     let outcome = tokio::select! {
         shown = show(&client, &routes, &namespaces, &args, xds.as_deref()) => shown.map(|()| None),
@@ -161,6 +131,48 @@ async fn demo(args: Args) -> Result<(), String> {
         other => other,
     };
     stop(controller, istiod, cp, args.state_dir.is_some(), outcome).await
+}
+
+/// The combinations `--istiod` cannot show.
+fn check_args(args: &Args) -> Result<(), String> {
+    if args.istiod && args.gateway != DEFAULT_GATEWAY {
+        // istiod serves the chart's Gateway; VirtualServices bound to another one reach no Envoy.
+        return Err(format!(
+            "--istiod runs the chart's Gateway {DEFAULT_GATEWAY}, but the gateway is {}: drop --gateway / unset \
+             ISTIO_GATEWAY_NAME, or run without --istiod",
+            args.gateway
+        ));
+    }
+    if args.istiod && args.routing.routing_api == RoutingApi::GatewayApi {
+        // The demo's istiod runs the chart's Istio Gateway (its Gateway API support is off), so HTTPRoutes
+        // would reach no Envoy.
+        return Err(
+            "--istiod shows the Envoy routes of the chart's Istio Gateway, which serves VirtualServices: \
+             run it with --routing-api istio (the default), or drop --istiod"
+                .to_owned(),
+        );
+    }
+    Ok(())
+}
+
+/// The RouteController in-process, configured as the flags say.
+fn start_controller(args: &Args, client: &Client) -> InProcess {
+    let mut config = Config::new(&args.gateway);
+    config.workers = 2;
+    config.routing_api = args.routing.routing_api;
+    config.gateway_api_parent = args.routing.gateway_api_parent.clone();
+    let controller = InProcess::start(config, client.clone());
+    match args.routing.routing_api {
+        RoutingApi::Istio => eprintln!(
+            "cfnet demo: RouteController running in-process (gateway {})",
+            args.gateway
+        ),
+        RoutingApi::GatewayApi => eprintln!(
+            "cfnet demo: RouteController running in-process (routing API gateway-api, parent Gateway {})",
+            args.routing.gateway_api_parent
+        ),
+    }
+    controller
 }
 
 /// What Ctrl-C stops.

@@ -11,23 +11,12 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cfnet_api::Route;
 use cfnet_testenv::ControlPlane;
 use common::*;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
-
-fn one(name: &str, host: &str, path: &str, guid: &str) -> Route {
-    route(
-        name,
-        name,
-        host,
-        path,
-        &[(Some(100), 8080, guid, "app", "web")],
-    )
-}
 
 fn fqdn(host: &str) -> String {
     format!("{host}.apps.example.com")

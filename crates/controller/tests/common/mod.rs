@@ -4,6 +4,7 @@
 //! observes of VirtualServices or HTTPRoutes, in one form) and polling helpers.
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::ops::{Deref, DerefMut};
 use std::sync::OnceLock;
@@ -498,4 +499,51 @@ pub async fn ready(client: &Client, ns: &str, name: &str) -> Option<(String, Str
         c.reason.unwrap_or_default(),
         c.message.unwrap_or_default(),
     ))
+}
+
+/// One route with one destination `guid` (weight 100, port 8080).
+pub fn one(name: &str, host: &str, path: &str, guid: &str) -> Route {
+    route(
+        name,
+        name,
+        host,
+        path,
+        &[(Some(100), 8080, guid, "app", "web")],
+    )
+}
+
+/// Route `name` at hostname/`name` with two destinations weighted `w1` and `w2` (valid when they sum to 100).
+pub fn two_destinations(name: &str, w1: i64, w2: i64) -> Route {
+    route(
+        name,
+        name,
+        "hostname",
+        &format!("/{name}"),
+        &[
+            (Some(w1), 8080, &format!("d-{name}-1"), "app", "web"),
+            (Some(w2), 8080, &format!("d-{name}-2"), "app", "web"),
+        ],
+    )
+}
+
+/// The (reason, note) of the events.k8s.io Events about Route `route`.
+pub async fn events_for(client: &Client, ns: &str, route: &str) -> Vec<(String, String)> {
+    let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
+    let list = api.list(&ListParams::default()).await.expect("events");
+    list.items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(route))
+        .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+        .collect()
+}
+
+/// The names of every object `api` lists (empty when the list fails).
+pub async fn names<K>(api: &Api<K>) -> BTreeSet<String>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.list(&ListParams::default())
+        .await
+        .map(|l| l.items.iter().map(|o| o.name_any()).collect())
+        .unwrap_or_default()
 }

@@ -198,6 +198,42 @@ fn f5_route(name: &str, path: &str, dests: &[(i64, &str, &str)]) -> Route {
     .expect("a Route")
 }
 
+/// Istio's webhook refuses the FQDN's VirtualService with the bad route's entry put in (a dry-run replace).
+async fn webhook_refuses_the_bad_entry(rig: &Rig) {
+    let vs_api: Api<DynamicObject> = Api::namespaced_with(
+        rig.client.clone(),
+        generator::NAMESPACE,
+        &ApiResource::erase::<cfnet_api::VirtualService>(&()),
+    );
+    let name = cfnet_translate::virtual_service_name("f5.apps.example.com");
+    let mut vs = vs_api.get(&name).await.expect("the FQDN's VirtualService");
+    let mut entry = vs.data["spec"]["http"][0].clone();
+    entry["match"] = json!([{"uri": {"prefix": "/bad"}}]);
+    entry["route"][0]["headers"]["request"]["set"]["CF-App-Id"] = json!("app%zz");
+    vs.data["spec"]["http"]
+        .as_array_mut()
+        .expect("http entries")
+        .insert(0, entry);
+    let err = vs_api
+        .replace(
+            &name,
+            &PostParams {
+                dry_run: true,
+                ..Default::default()
+            },
+            &vs,
+        )
+        .await
+        .expect_err("Istio's webhook refuses the bad entry");
+    let text = err.to_string();
+    assert!(
+        text.contains("admission webhook \"rev.validation.istio.io\" denied the request")
+            && text.contains("Un-terminated variable expression 'app%zz'"),
+        "{text}"
+    );
+    eprintln!("f5: the webhook refuses the VirtualService with the bad entry: {text}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn values_istios_webhook_refuses_keep_only_their_own_route_out() {
     let rig = Rig::start(&[]).await;
@@ -243,38 +279,7 @@ async fn values_istios_webhook_refuses_keep_only_their_own_route_out() {
     check(expected.clone(), routes.to_vec()).await;
 
     // What F5 keeps out is exactly what the webhook refuses: the FQDN's VirtualService with the bad entry.
-    let vs_api: Api<DynamicObject> = Api::namespaced_with(
-        rig.client.clone(),
-        generator::NAMESPACE,
-        &ApiResource::erase::<cfnet_api::VirtualService>(&()),
-    );
-    let name = cfnet_translate::virtual_service_name("f5.apps.example.com");
-    let mut vs = vs_api.get(&name).await.expect("the FQDN's VirtualService");
-    let mut entry = vs.data["spec"]["http"][0].clone();
-    entry["match"] = json!([{"uri": {"prefix": "/bad"}}]);
-    entry["route"][0]["headers"]["request"]["set"]["CF-App-Id"] = json!("app%zz");
-    vs.data["spec"]["http"]
-        .as_array_mut()
-        .expect("http entries")
-        .insert(0, entry);
-    let err = vs_api
-        .replace(
-            &name,
-            &PostParams {
-                dry_run: true,
-                ..Default::default()
-            },
-            &vs,
-        )
-        .await
-        .expect_err("Istio's webhook refuses the bad entry");
-    let text = err.to_string();
-    assert!(
-        text.contains("admission webhook \"rev.validation.istio.io\" denied the request")
-            && text.contains("Un-terminated variable expression 'app%zz'"),
-        "{text}"
-    );
-    eprintln!("f5: the webhook refuses the VirtualService with the bad entry: {text}");
+    webhook_refuses_the_bad_entry(&rig).await;
 
     // The good route keeps updating: new weights and a path reach the VirtualService and Envoy.
     let changed = f5_route(

@@ -181,26 +181,7 @@ fn clusters(r: &Route, namespace: &str) -> Target {
 /// `routes` in creation order (claim order: creationTimestamp, then name — the generator's names sort in
 /// creation order).
 pub fn expected(routes: &[Route]) -> Expected {
-    let namespaces: BTreeSet<&str> = routes
-        .iter()
-        .filter_map(|r| r.metadata.namespace.as_deref())
-        .collect();
-    assert!(namespaces.len() <= 1, "one namespace: {namespaces:?}");
-    let namespace = namespaces
-        .into_iter()
-        .next()
-        .unwrap_or("default")
-        .to_owned();
-    let guids: Vec<&str> = routes
-        .iter()
-        .flat_map(|r| r.spec.destinations.iter().map(|d| d.guid.as_str()))
-        .collect();
-    assert_eq!(
-        guids.len(),
-        guids.iter().collect::<BTreeSet<_>>().len(),
-        "unique destination guids"
-    );
-
+    let namespace = the_namespace(routes);
     let mut by_fqdn: BTreeMap<String, Vec<&Route>> = BTreeMap::new();
     for r in routes {
         by_fqdn.entry(r.spec.fqdn()).or_default().push(r);
@@ -212,20 +193,7 @@ pub fn expected(routes: &[Route]) -> Expected {
             group.iter().all(|r| r.spec.domain.internal == internal),
             "{fqdn}: one domain kind"
         );
-        let mut problems: BTreeMap<String, Outcome> = BTreeMap::new();
-        let mut matches: BTreeMap<String, String> = BTreeMap::new();
-        for r in &group {
-            if let Some(p) = weights_problem(r) {
-                problems.insert(name(r), Outcome::Invalid(p));
-            } else if !r.spec.destinations.is_empty() {
-                let prefix = envoy_prefix(r);
-                if let Some(holder) = matches.get(&prefix) {
-                    problems.insert(name(r), Outcome::Conflict(holder.clone()));
-                } else {
-                    matches.insert(prefix, name(r));
-                }
-            }
-        }
+        let problems = problems(&group);
         let mut valid: Vec<&Route> = group
             .iter()
             .copied()
@@ -236,32 +204,7 @@ pub fn expected(routes: &[Route]) -> Expected {
             let key = |r: &Route| format!("{fqdn}{}", r.spec.path());
             key(b).cmp(&key(a)).then_with(|| name(a).cmp(&name(b)))
         });
-        let any_dests = valid.iter().any(|r| !r.spec.destinations.is_empty());
-        let mut entries: Vec<Entry> = Vec::new();
-        for r in &valid {
-            let outcome = if !r.spec.destinations.is_empty() {
-                entries.push(Entry {
-                    prefix: envoy_prefix(r),
-                    routes: vec![name(r)],
-                    target: clusters(r, &namespace),
-                });
-                Outcome::Entry
-            } else if any_dests {
-                Outcome::NoEntry
-            } else {
-                let prefix = envoy_prefix(r);
-                match entries.iter_mut().find(|e| e.prefix == prefix) {
-                    Some(e) => e.routes.push(name(r)),
-                    None => entries.push(Entry {
-                        prefix,
-                        routes: vec![name(r)],
-                        target: Target::Placeholder,
-                    }),
-                }
-                Outcome::Placeholder
-            };
-            out.routes.insert(name(r), outcome);
-        }
+        let entries = entries(&valid, &namespace, &mut out.routes);
         out.routes.extend(problems);
         if !entries.is_empty() {
             let https =
@@ -277,6 +220,84 @@ pub fn expected(routes: &[Route]) -> Expected {
         }
     }
     out
+}
+
+/// The one namespace of the generated Routes; their destination guids are unique.
+fn the_namespace(routes: &[Route]) -> String {
+    let namespaces: BTreeSet<&str> = routes
+        .iter()
+        .filter_map(|r| r.metadata.namespace.as_deref())
+        .collect();
+    assert!(namespaces.len() <= 1, "one namespace: {namespaces:?}");
+    let guids: Vec<&str> = routes
+        .iter()
+        .flat_map(|r| r.spec.destinations.iter().map(|d| d.guid.as_str()))
+        .collect();
+    assert_eq!(
+        guids.len(),
+        guids.iter().collect::<BTreeSet<_>>().len(),
+        "unique destination guids"
+    );
+    namespaces
+        .into_iter()
+        .next()
+        .unwrap_or("default")
+        .to_owned()
+}
+
+/// The routes of one FQDN (in claim order) that are not programmed: invalid weights, or an Envoy match an
+/// older route holds.
+fn problems(group: &[&Route]) -> BTreeMap<String, Outcome> {
+    let mut problems: BTreeMap<String, Outcome> = BTreeMap::new();
+    let mut matches: BTreeMap<String, String> = BTreeMap::new();
+    for r in group {
+        if let Some(p) = weights_problem(r) {
+            problems.insert(name(r), Outcome::Invalid(p));
+        } else if !r.spec.destinations.is_empty() {
+            let prefix = envoy_prefix(r);
+            if let Some(holder) = matches.get(&prefix) {
+                problems.insert(name(r), Outcome::Conflict(holder.clone()));
+            } else {
+                matches.insert(prefix, name(r));
+            }
+        }
+    }
+    problems
+}
+
+/// The http entries of the valid routes (in the VirtualService's order), each route's outcome recorded.
+fn entries(
+    valid: &[&Route],
+    namespace: &str,
+    outcomes: &mut BTreeMap<String, Outcome>,
+) -> Vec<Entry> {
+    let any_dests = valid.iter().any(|r| !r.spec.destinations.is_empty());
+    let mut entries: Vec<Entry> = Vec::new();
+    for r in valid {
+        let outcome = if !r.spec.destinations.is_empty() {
+            entries.push(Entry {
+                prefix: envoy_prefix(r),
+                routes: vec![name(r)],
+                target: clusters(r, namespace),
+            });
+            Outcome::Entry
+        } else if any_dests {
+            Outcome::NoEntry
+        } else {
+            let prefix = envoy_prefix(r);
+            match entries.iter_mut().find(|e| e.prefix == prefix) {
+                Some(e) => e.routes.push(name(r)),
+                None => entries.push(Entry {
+                    prefix,
+                    routes: vec![name(r)],
+                    target: Target::Placeholder,
+                }),
+            }
+            Outcome::Placeholder
+        };
+        outcomes.insert(name(r), outcome);
+    }
+    entries
 }
 
 #[cfg(test)]

@@ -171,21 +171,78 @@ pub fn check(
     gateway: &ProxyConfig,
     sidecar: &ProxyConfig,
 ) -> Result<Seen, String> {
-    let mut seen = Seen::default();
-    let mut failures: Vec<String> = Vec::new();
-    let configs = [("gateway", gateway), ("sidecar", sidecar)];
-    let config = |proxy: &str| if proxy == "gateway" { gateway } else { sidecar };
-    let mut by_rc: BTreeMap<(&str, &str), BTreeMap<String, Vec<RouteView>>> = BTreeMap::new();
+    let mut by_rc = BTreeMap::new();
     for (proxy, rc) in [
         ("gateway", GATEWAY_HTTP),
         ("gateway", GATEWAY_HTTPS),
         ("sidecar", SIDECAR_HTTP),
     ] {
-        by_rc.insert((proxy, rc), rows_by_fqdn(config(proxy), rc));
+        let config = if proxy == "gateway" { gateway } else { sidecar };
+        by_rc.insert((proxy, rc), rows_by_fqdn(config, rc));
+    }
+    let proof = Proof {
+        routes,
+        expected,
+        gateway,
+        sidecar,
+        by_rc,
+    };
+    let mut seen = Seen::default();
+    let mut failures: Vec<String> = Vec::new();
+    for (fqdn, f) in &expected.fqdns {
+        failures.extend(proof.check_fqdn(fqdn, f, vs_prefixes.get(fqdn), &mut seen));
+    }
+    failures.extend(proof.extra_virtual_hosts());
+    failures.extend(proof.clusters_of_routes_not_ready());
+    let want_placeholders = proof.expected_placeholders();
+    if seen.placeholders != want_placeholders {
+        failures.push(format!(
+            "placeholder routes (route config, FQDN, prefix): {:?}, expected {want_placeholders:?}",
+            seen.placeholders
+        ));
+    }
+    if failures.is_empty() {
+        Ok(seen)
+    } else {
+        Err(failures.join("\n"))
+    }
+}
+
+/// What [`check`] compares: the Routes, the expectation, both proxies' configurations and their rows by
+/// (proxy, route configuration) and FQDN.
+struct Proof<'a> {
+    routes: &'a [Route],
+    expected: &'a Expected,
+    gateway: &'a ProxyConfig,
+    sidecar: &'a ProxyConfig,
+    by_rc: BTreeMap<(&'static str, &'static str), BTreeMap<String, Vec<RouteView>>>,
+}
+
+impl Proof<'_> {
+    fn config(&self, proxy: &str) -> &ProxyConfig {
+        if proxy == "gateway" {
+            self.gateway
+        } else {
+            self.sidecar
+        }
     }
 
-    for (fqdn, f) in &expected.fqdns {
-        let group: Vec<&Route> = routes.iter().filter(|r| &r.spec.fqdn() == fqdn).collect();
+    fn group(&self, fqdn: &str) -> Vec<&Route> {
+        self.routes
+            .iter()
+            .filter(|r| r.spec.fqdn() == fqdn)
+            .collect()
+    }
+
+    /// One FQDN: the VirtualService's order, and in each route configuration that should serve it one
+    /// virtual host with exactly the expected routes and clusters that exist.
+    fn check_fqdn(
+        &self,
+        fqdn: &str,
+        f: &Fqdn,
+        vs_prefixes: Option<&Vec<String>>,
+        seen: &mut Seen,
+    ) -> Option<String> {
         let want: Vec<Actual> = f
             .entries
             .iter()
@@ -196,158 +253,181 @@ pub fn check(
             .collect();
         let want_prefixes: Vec<String> = want.iter().map(|a| a.prefix.clone()).collect();
         let mut problems: Vec<String> = Vec::new();
-        if vs_prefixes.get(fqdn) != Some(&want_prefixes) {
+        if vs_prefixes != Some(&want_prefixes) {
             problems.push(format!(
-                "VirtualService order: {:?}, expected {want_prefixes:?}",
-                vs_prefixes.get(fqdn)
+                "VirtualService order: {vs_prefixes:?}, expected {want_prefixes:?}"
             ));
         }
         let mut tables = String::new();
         for (proxy, rc) in route_configs(f) {
-            let cfg = config(proxy);
-            let rows = by_rc[&(proxy, rc)].get(fqdn).cloned().unwrap_or_default();
-            let _ = write!(
-                tables,
-                "  Envoy rows in {proxy} {rc}:\n{}",
-                if rows.is_empty() {
-                    "    (no virtual host)\n".to_owned()
-                } else {
-                    view::routes_table(&rows)
-                }
-            );
-            for row in &rows {
-                let _ = match actual(row) {
-                    Ok(a) => writeln!(tables, "    prefix {:<6} {:?}", a.prefix, a.target),
-                    Err(e) => writeln!(tables, "    {e}"),
-                };
-            }
-            let vhosts: BTreeSet<&str> = rows.iter().map(|r| r.virtual_host.as_str()).collect();
-            if vhosts.is_empty() {
-                problems.push(format!("{proxy} {rc}: no virtual host for {fqdn}"));
-                continue;
-            }
-            if vhosts.len() != 1 {
-                problems.push(format!(
-                    "{proxy} {rc}: virtual hosts {vhosts:?}, expected one"
-                ));
-            }
-            if let Some(row) = rows.iter().find(|r| r.domains != [fqdn.clone()]) {
-                problems.push(format!(
-                    "{proxy} {rc}: domains {:?}, expected [{fqdn}]",
-                    row.domains
-                ));
-            }
-            let got: Result<Vec<Actual>, String> = rows.iter().map(actual).collect();
-            match got {
-                Err(e) => problems.push(format!("{proxy} {rc}: {e}")),
-                Ok(got) if got != want => problems.push(format!(
-                    "{proxy} {rc}: Envoy routes differ from the expected ones"
-                )),
-                Ok(_) => {}
-            }
-            for row in &rows {
-                seen.envoy_routes += 1;
-                for c in &row.clusters {
-                    let is_placeholder = IstioClusterName::parse(&c.name)
-                        .is_some_and(|n| n.host == PLACEHOLDER_HOST);
-                    match (cfg.clusters.contains_key(&c.name), is_placeholder) {
-                        (true, false) => {}
-                        (false, true) => {
-                            let PathView::Prefix(p) = &row.route_match.path else {
-                                continue;
-                            };
-                            seen.placeholders
-                                .insert((rc.to_owned(), fqdn.clone(), p.clone()));
-                        }
-                        (false, false) => {
-                            problems.push(format!("{proxy} {rc}: cluster {} is not in CDS", c.name))
-                        }
-                        (true, true) => problems.push(format!(
-                            "{proxy} {rc}: the placeholder {} exists as a cluster",
-                            c.name
-                        )),
-                    }
-                }
-            }
+            let rows = self.by_rc[&(proxy, rc)]
+                .get(fqdn)
+                .cloned()
+                .unwrap_or_default();
+            tables.push_str(&rows_text(proxy, rc, &rows));
+            self.check_rows(fqdn, (proxy, rc), &rows, &want, &mut problems, seen);
         }
-        if !f.https && !f.internal && by_rc[&("gateway", GATEWAY_HTTPS)].contains_key(fqdn) {
+        if !f.https && !f.internal && self.by_rc[&("gateway", GATEWAY_HTTPS)].contains_key(fqdn) {
             problems.push(format!(
                 "gateway {GATEWAY_HTTPS}: {fqdn} is not an app domain FQDN"
             ));
         }
-        if !problems.is_empty() {
-            failures.push(format!(
-                "FQDN {fqdn}:\n  - {}\n{}  expected (in order):\n{}{tables}",
-                problems.join("\n  - "),
-                describe_routes(&group, expected),
-                describe_expected(f),
+        if problems.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "FQDN {fqdn}:\n  - {}\n{}  expected (in order):\n{}{tables}",
+            problems.join("\n  - "),
+            describe_routes(&self.group(fqdn), self.expected),
+            describe_expected(f),
+        ))
+    }
+
+    /// The rows of one FQDN in one route configuration: one virtual host, its domains, the expected routes,
+    /// and every cluster they name in CDS (the placeholder only as the placeholder, noted in `seen`).
+    fn check_rows(
+        &self,
+        fqdn: &str,
+        (proxy, rc): (&str, &str),
+        rows: &[RouteView],
+        want: &[Actual],
+        problems: &mut Vec<String>,
+        seen: &mut Seen,
+    ) {
+        let vhosts: BTreeSet<&str> = rows.iter().map(|r| r.virtual_host.as_str()).collect();
+        if vhosts.is_empty() {
+            problems.push(format!("{proxy} {rc}: no virtual host for {fqdn}"));
+            return;
+        }
+        if vhosts.len() != 1 {
+            problems.push(format!(
+                "{proxy} {rc}: virtual hosts {vhosts:?}, expected one"
             ));
         }
-    }
-
-    // No other virtual host of our domains: nothing of a deleted Route or one that is not Ready.
-    for ((proxy, rc), fqdns) in &by_rc {
-        for (fqdn, rows) in fqdns {
-            let expected_here = expected
-                .fqdns
-                .get(fqdn)
-                .is_some_and(|f| route_configs(f).contains(&(*proxy, *rc)));
-            if !expected_here {
-                let group: Vec<&Route> = routes.iter().filter(|r| &r.spec.fqdn() == fqdn).collect();
-                failures.push(format!(
-                    "{proxy} {rc} has a virtual host for {fqdn}, which must have none:\n{}{}",
-                    describe_routes(&group, expected),
-                    view::routes_table(rows)
-                ));
-            }
+        if let Some(row) = rows.iter().find(|r| r.domains != [fqdn.to_owned()]) {
+            problems.push(format!(
+                "{proxy} {rc}: domains {:?}, expected [{fqdn}]",
+                row.domains
+            ));
         }
-    }
-
-    // A Route that is not Ready has no Service, so no cluster either.
-    for r in routes {
-        let name = r.metadata.name.as_deref().unwrap_or("");
-        if expected.routes.get(name).is_some_and(Outcome::ready) {
-            continue;
+        match rows
+            .iter()
+            .map(actual)
+            .collect::<Result<Vec<Actual>, String>>()
+        {
+            Err(e) => problems.push(format!("{proxy} {rc}: {e}")),
+            Ok(got) if got != want => problems.push(format!(
+                "{proxy} {rc}: Envoy routes differ from the expected ones"
+            )),
+            Ok(_) => {}
         }
-        for d in &r.spec.destinations {
-            let host = format!("s-{}.{NAMESPACE}.svc.cluster.local", d.guid);
-            for (proxy, cfg) in configs {
-                if let Some(c) = cfg
-                    .clusters
-                    .keys()
-                    .find(|c| IstioClusterName::parse(c).is_some_and(|n| n.host == host))
-                {
-                    failures.push(format!(
-                        "{proxy} has cluster {c} of Route {name}, which is {:?}",
-                        expected.routes.get(name)
-                    ));
+        let cfg = self.config(proxy);
+        for row in rows {
+            seen.envoy_routes += 1;
+            for c in &row.clusters {
+                let is_placeholder =
+                    IstioClusterName::parse(&c.name).is_some_and(|n| n.host == PLACEHOLDER_HOST);
+                match (cfg.clusters.contains_key(&c.name), is_placeholder) {
+                    (true, false) => {}
+                    (false, true) => {
+                        if let PathView::Prefix(p) = &row.route_match.path {
+                            seen.placeholders
+                                .insert((rc.to_owned(), fqdn.to_owned(), p.clone()));
+                        }
+                    }
+                    (false, false) => {
+                        problems.push(format!("{proxy} {rc}: cluster {} is not in CDS", c.name))
+                    }
+                    (true, true) => problems.push(format!(
+                        "{proxy} {rc}: the placeholder {} exists as a cluster",
+                        c.name
+                    )),
                 }
             }
         }
     }
 
-    let want_placeholders: BTreeSet<(String, String, String)> = expected
-        .fqdns
-        .iter()
-        .flat_map(|(fqdn, f)| {
-            route_configs(f).into_iter().flat_map(move |(_, rc)| {
-                f.entries
-                    .iter()
-                    .filter(|e| e.target == Target::Placeholder)
-                    .map(move |e| (rc.to_owned(), fqdn.clone(), e.prefix.clone()))
-            })
-        })
-        .collect();
-    if seen.placeholders != want_placeholders {
-        failures.push(format!(
-            "placeholder routes (route config, FQDN, prefix): {:?}, expected {want_placeholders:?}",
-            seen.placeholders
-        ));
+    /// No other virtual host of our domains: nothing of a deleted Route or one that is not Ready.
+    fn extra_virtual_hosts(&self) -> Vec<String> {
+        let mut failures = Vec::new();
+        for ((proxy, rc), fqdns) in &self.by_rc {
+            for (fqdn, rows) in fqdns {
+                let expected_here = self
+                    .expected
+                    .fqdns
+                    .get(fqdn)
+                    .is_some_and(|f| route_configs(f).contains(&(*proxy, *rc)));
+                if !expected_here {
+                    failures.push(format!(
+                        "{proxy} {rc} has a virtual host for {fqdn}, which must have none:\n{}{}",
+                        describe_routes(&self.group(fqdn), self.expected),
+                        view::routes_table(rows)
+                    ));
+                }
+            }
+        }
+        failures
     }
 
-    if failures.is_empty() {
-        Ok(seen)
-    } else {
-        Err(failures.join("\n"))
+    /// A Route that is not Ready has no Service, so no cluster either.
+    fn clusters_of_routes_not_ready(&self) -> Vec<String> {
+        let mut failures = Vec::new();
+        for r in self.routes {
+            let name = r.metadata.name.as_deref().unwrap_or("");
+            if self.expected.routes.get(name).is_some_and(Outcome::ready) {
+                continue;
+            }
+            for d in &r.spec.destinations {
+                let host = format!("s-{}.{NAMESPACE}.svc.cluster.local", d.guid);
+                for (proxy, cfg) in [("gateway", self.gateway), ("sidecar", self.sidecar)] {
+                    if let Some(c) = cfg
+                        .clusters
+                        .keys()
+                        .find(|c| IstioClusterName::parse(c).is_some_and(|n| n.host == host))
+                    {
+                        failures.push(format!(
+                            "{proxy} has cluster {c} of Route {name}, which is {:?}",
+                            self.expected.routes.get(name)
+                        ));
+                    }
+                }
+            }
+        }
+        failures
     }
+
+    /// (route configuration, FQDN, prefix) of every expected route to the placeholder.
+    fn expected_placeholders(&self) -> BTreeSet<(String, String, String)> {
+        self.expected
+            .fqdns
+            .iter()
+            .flat_map(|(fqdn, f)| {
+                route_configs(f).into_iter().flat_map(move |(_, rc)| {
+                    f.entries
+                        .iter()
+                        .filter(|e| e.target == Target::Placeholder)
+                        .map(move |e| (rc.to_owned(), fqdn.clone(), e.prefix.clone()))
+                })
+            })
+            .collect()
+    }
+}
+
+/// The rows of one route configuration as the failure report shows them.
+fn rows_text(proxy: &str, rc: &str, rows: &[RouteView]) -> String {
+    let mut text = format!(
+        "  Envoy rows in {proxy} {rc}:\n{}",
+        if rows.is_empty() {
+            "    (no virtual host)\n".to_owned()
+        } else {
+            view::routes_table(rows)
+        }
+    );
+    for row in rows {
+        let _ = match actual(row) {
+            Ok(a) => writeln!(text, "    prefix {:<6} {:?}", a.prefix, a.target),
+            Err(e) => writeln!(text, "    {e}"),
+        };
+    }
+    text
 }

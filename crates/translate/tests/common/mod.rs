@@ -1,6 +1,8 @@
 //! Builders shared by the translate tests, mirroring upstream's `constructRoute` (upstream reference §3).
 #![allow(dead_code)]
 
+pub mod generate;
+
 use cfnet_api::{Route, fixtures};
 use cfnet_translate::Settings;
 
