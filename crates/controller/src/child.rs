@@ -200,6 +200,28 @@ impl ChildMeta {
     }
 }
 
+/// The helpers of the kinds whose spec is ours as a whole (VirtualService, HTTPRoute): kept as the API
+/// server returns them (`DynamicObject`), compared whole, repaired by replacing the whole spec.
+pub(crate) mod whole_spec {
+    use kube::api::DynamicObject;
+    use serde::Serialize;
+    use serde_json::{Value, json};
+
+    /// The typed spec as JSON. Serialising a typed spec cannot fail; `Null` would only force an apply.
+    pub fn desired<S: Serialize>(spec: &S) -> Value {
+        serde_json::to_value(spec).unwrap_or(Value::Null)
+    }
+
+    pub fn served(object: &DynamicObject) -> Value {
+        object.data.get("spec").cloned().unwrap_or(Value::Null)
+    }
+
+    /// Spec fields another manager added survive an apply; the spec is ours as a whole, so replace it.
+    pub fn repair<S: Serialize>(spec: &S) -> Value {
+        json!([{"op": "replace", "path": "/spec", "value": spec}])
+    }
+}
+
 fn is_empty(v: &Value) -> bool {
     match v {
         Value::Null => true,

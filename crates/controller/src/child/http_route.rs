@@ -13,9 +13,9 @@ use cfnet_translate::{FqdnKey, FqdnTranslation};
 use kube::Client;
 use kube::api::{Api, DynamicObject};
 use kube::core::ApiResource;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::{Child, ChildMeta, ConditionReport, ParentId, ParentReport};
+use super::{Child, ChildMeta, ConditionReport, ParentId, ParentReport, whole_spec};
 use crate::index::{ChildStore, Index};
 
 impl Child for HTTPRoute {
@@ -41,19 +41,17 @@ impl Child for HTTPRoute {
     }
 
     /// The spec is ours as a whole: cfnet writes every field the CRD would default, so the stored spec
-    /// equals the applied one (crates/testenv/tests/gateway_api.rs). Serialising the typed spec cannot
-    /// fail; `Null` would only force an apply.
+    /// equals the applied one (crates/testenv/tests/gateway_api.rs).
     fn desired_spec(&self) -> Value {
-        serde_json::to_value(&self.spec).unwrap_or(Value::Null)
+        whole_spec::desired(&self.spec)
     }
 
     fn served_spec(object: &DynamicObject) -> Value {
-        object.data.get("spec").cloned().unwrap_or(Value::Null)
+        whole_spec::served(object)
     }
 
-    /// Spec fields another manager added survive an apply; the spec is ours as a whole, so replace it.
     fn repair(&self) -> Value {
-        json!([{"op": "replace", "path": "/spec", "value": self.spec}])
+        whole_spec::repair(&self.spec)
     }
 
     fn store(index: &Index) -> &ChildStore<HTTPRoute> {
@@ -116,6 +114,7 @@ impl Child for HTTPRoute {
 mod tests {
     use super::*;
     use crate::child::{Cached, needs_apply};
+    use serde_json::json;
 
     fn desired() -> HTTPRoute {
         let route = cfnet_api::fixtures::route("r")

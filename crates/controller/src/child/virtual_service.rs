@@ -9,9 +9,9 @@ use cfnet_translate::{FqdnKey, FqdnTranslation};
 use kube::Client;
 use kube::api::{Api, DynamicObject};
 use kube::core::ApiResource;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::{Child, ChildMeta};
+use super::{Child, ChildMeta, whole_spec};
 use crate::index::{ChildStore, Index};
 
 impl Child for VirtualService {
@@ -37,18 +37,17 @@ impl Child for VirtualService {
     }
 
     /// The spec is ours as a whole (its lists are atomic and the CRD sets no defaults), so it must be
-    /// equal. Serialising the typed spec cannot fail; `Null` would only force an apply.
+    /// equal.
     fn desired_spec(&self) -> Value {
-        serde_json::to_value(&self.spec).unwrap_or(Value::Null)
+        whole_spec::desired(&self.spec)
     }
 
     fn served_spec(object: &DynamicObject) -> Value {
-        object.data.get("spec").cloned().unwrap_or(Value::Null)
+        whole_spec::served(object)
     }
 
-    /// Spec fields another manager added survive an apply; the spec is ours as a whole, so replace it.
     fn repair(&self) -> Value {
-        json!([{"op": "replace", "path": "/spec", "value": self.spec}])
+        whole_spec::repair(&self.spec)
     }
 
     fn store(index: &Index) -> &ChildStore<VirtualService> {
@@ -69,6 +68,7 @@ impl Child for VirtualService {
 mod tests {
     use super::*;
     use crate::child::{Cached, needs_apply};
+    use serde_json::json;
 
     fn cached(object: DynamicObject) -> Cached<VirtualService> {
         Cached::new(object)
