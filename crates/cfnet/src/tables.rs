@@ -77,15 +77,7 @@ fn http_routes_table(http_routes: &[HTTPRoute]) -> String {
             parents,
             lines.next().unwrap_or_default(),
         ]);
-        for more in lines {
-            rows.push(vec![
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                more,
-            ]);
-        }
+        rows.extend(lines.map(continuation_row));
     }
     table(
         &[
@@ -217,15 +209,7 @@ fn virtual_services_table(virtual_services: &[VirtualService]) -> String {
         let mut http_routes = http_routes.into_iter();
         first.push(http_routes.next().unwrap_or_default());
         rows.push(first);
-        for more in http_routes {
-            rows.push(vec![
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                more,
-            ]);
-        }
+        rows.extend(http_routes.map(continuation_row));
     }
     table(
         &[
@@ -267,6 +251,13 @@ fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
         out.push_str(&line(&mut row.iter().map(String::as_str)));
     }
     out
+}
+
+/// A row that continues the one above it in its last (fifth) column.
+fn continuation_row(more: String) -> Vec<String> {
+    let mut row = vec![String::new(); 4];
+    row.push(more);
+    row
 }
 
 #[cfg(test)]
