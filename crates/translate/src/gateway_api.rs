@@ -13,19 +13,16 @@
 //! - Every field the CRD defaults is written explicitly, so that the stored object is the applied one and a
 //!   comparison of the two finds no drift.
 
-use std::collections::BTreeMap;
-
+use cfnet_api::Route;
 use cfnet_api::gateway_api::{
     GATEWAY_API_GROUP, HTTPBackendRef, HTTPHeader, HTTPHeaderFilter, HTTPPathMatch, HTTPRoute,
     HTTPRouteFilter, HTTPRouteMatch, HTTPRouteRule, HTTPRouteSpec, PATH_PREFIX, ParentReference,
     REQUEST_HEADER_MODIFIER,
 };
-use cfnet_api::{FQDN_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, Route};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use sha2::{Digest, Sha256};
 
 use crate::labels::is_dns1123_label;
-use crate::objects::{cf_headers, destination_weights, owner_reference};
+use crate::objects::{cf_headers, destination_weights, fqdn_child_metadata};
 use crate::{FqdnKey, http_route_name, service_name};
 
 mod validate;
@@ -105,20 +102,7 @@ pub(crate) fn http_routes(
         return Vec::new();
     }
     let base = http_route_name(&key.fqdn);
-    let metadata = |name: String| ObjectMeta {
-        name: Some(name),
-        namespace: Some(key.namespace.to_string()),
-        labels: Some(BTreeMap::from([(
-            MANAGED_BY_LABEL.to_owned(),
-            MANAGED_BY_VALUE.to_owned(),
-        )])),
-        annotations: Some(BTreeMap::from([(
-            FQDN_ANNOTATION.to_owned(),
-            key.fqdn.to_string(),
-        )])),
-        owner_references: Some(all.iter().map(|r| owner_reference(r)).collect()),
-        ..ObjectMeta::default()
-    };
+    let metadata = |name: String| fqdn_child_metadata(key, name, all);
     // `*` alone is no Gateway API host name; no `hostnames` means every host the listener accepts, which
     // is what Envoy's `*` virtual host is for the VirtualService.
     let hostnames = if &*key.fqdn == "*" {
@@ -363,7 +347,7 @@ mod tests {
     #[test]
     fn adding_a_route_moves_at_most_one_shard_worth_of_rules() {
         let all: Vec<String> = (0..200).map(|i| format!("/p{i}")).collect();
-        let shard_of = |keys: &[&str]| -> BTreeMap<String, String> {
+        let shard_of = |keys: &[&str]| -> std::collections::BTreeMap<String, String> {
             shards(keys)
                 .into_iter()
                 .flat_map(|(s, m)| m.into_iter().map(move |i| (keys[i].to_owned(), s.clone())))

@@ -157,8 +157,15 @@ pub(crate) fn virtual_service(
             http,
         },
     );
-    vs.metadata = ObjectMeta {
-        name: Some(virtual_service_name(&key.fqdn)),
+    vs.metadata = fqdn_child_metadata(key, virtual_service_name(&key.fqdn), all);
+    vs
+}
+
+/// The metadata of an FQDN's routing object (VirtualService, HTTPRoute): in the FQDN's namespace, our
+/// managed-by label, the FQDN annotation, an ownerReference to every Route of the FQDN.
+pub(crate) fn fqdn_child_metadata(key: &FqdnKey, name: String, all: &[&Route]) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
         namespace: Some(key.namespace.to_string()),
         labels: Some(BTreeMap::from([(
             MANAGED_BY_LABEL.to_owned(),
@@ -170,8 +177,7 @@ pub(crate) fn virtual_service(
         )])),
         owner_references: Some(all.iter().map(|r| owner_reference(r)).collect()),
         ..ObjectMeta::default()
-    };
-    vs
+    }
 }
 
 /// Weights as upstream: explicit when set (validated to sum to 100), else an even split with the

@@ -197,17 +197,7 @@ impl Rig {
 
     /// The Ready condition of a Route: (status, reason, message).
     pub async fn ready(&self, name: &str) -> Option<(String, String, String)> {
-        let route = self.routes().get_opt(name).await.ok()??;
-        let c = route
-            .status?
-            .conditions
-            .into_iter()
-            .find(|c| c.type_ == "Ready")?;
-        Some((
-            format!("{:?}", c.status),
-            c.reason.unwrap_or_default(),
-            c.message.unwrap_or_default(),
-        ))
+        crate::common::ready(&self.client, NAMESPACE, name).await
     }
 
     /// The VirtualServices of the namespace as JSON, by their (single) host.
