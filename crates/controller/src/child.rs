@@ -337,11 +337,8 @@ pub(crate) mod tests {
         assert_eq!(owner_route_names(&meta).collect::<Vec<_>>(), ["r1"]);
     }
 
-    /// A child's digest covers only the kind's label and annotation keys and the spec fields it keeps.
-    /// Should the translation ever set another, or stop setting a listed key, this fails (instead of
-    /// drift going unseen, or a child being re-applied for ever).
-    #[test]
-    fn the_cache_keeps_everything_the_translation_sets() {
+    /// The translation of one Route `ns/r` (host `a`, path `/p`, one destination `d`) with `settings`.
+    pub(crate) fn one_route_translation(settings: cfnet_translate::Settings) -> FqdnTranslation {
         let route = cfnet_api::fixtures::route("r")
             .namespace("ns")
             .host("a")
@@ -354,12 +351,19 @@ pub(crate) mod tests {
             namespace: "ns".into(),
             fqdn: route.spec.fqdn().into(),
         };
-        let settings = cfnet_translate::Settings {
+        let claims = cfnet_translate::ClaimIndex::default();
+        cfnet_translate::translate_fqdn(&key, &[&route], &claims, &settings)
+    }
+
+    /// A child's digest covers only the kind's label and annotation keys and the spec fields it keeps.
+    /// Should the translation ever set another, or stop setting a listed key, this fails (instead of
+    /// drift going unseen, or a child being re-applied for ever).
+    #[test]
+    fn the_cache_keeps_everything_the_translation_sets() {
+        let translation = one_route_translation(cfnet_translate::Settings {
             gateway: "g".into(),
             ..Default::default()
-        };
-        let claims = cfnet_translate::ClaimIndex::default();
-        let translation = cfnet_translate::translate_fqdn(&key, &[&route], &claims, &settings);
+        });
         let desired = translation.services[0].clone();
         assert!(!needs_apply(
             &desired,

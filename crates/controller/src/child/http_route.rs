@@ -117,24 +117,10 @@ mod tests {
     use serde_json::json;
 
     fn desired() -> HTTPRoute {
-        let route = cfnet_api::fixtures::route("r")
-            .namespace("ns")
-            .host("a")
-            .path("/p")
-            .uid("r-uid")
-            .space_and_org("s", "o")
-            .destination(cfnet_api::fixtures::destination("d", "app").weight(100))
-            .build();
-        let key = FqdnKey {
-            namespace: "ns".into(),
-            fqdn: route.spec.fqdn().into(),
-        };
-        let settings = cfnet_translate::Settings {
+        let t = crate::child::tests::one_route_translation(cfnet_translate::Settings {
             routing_api: cfnet_translate::RoutingApi::GatewayApi,
             ..Default::default()
-        };
-        let claims = cfnet_translate::ClaimIndex::default();
-        let t = cfnet_translate::translate_fqdn(&key, &[&route], &claims, &settings);
+        });
         assert!(t.virtual_service.is_none());
         t.http_routes[0].clone()
     }
