@@ -316,6 +316,36 @@ async fn check_converged(c: &Cluster, converged: &Output) {
     );
 }
 
+/// `--routing-api gateway-api` on a cluster without the Gateway API CRDs: every HTTPRoute the controller
+/// would write is refused naming what to install, and the VirtualService of that FQDN is not announced as
+/// deleted (the controller keeps the old kind until the new one is written). Only the internal FQDN's
+/// VirtualService goes: gateway-api mode programs no internal route.
+fn check_gateway_api_mode_without_its_crds(c: &Cluster) {
+    let out = c.diff(&["--routing-api", "gateway-api"]);
+    let text = stdout(&out);
+    let refused: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix(&format!("refuse HTTPRoute {}/hr-", c.ns)))
+        .collect();
+    assert_eq!(refused.len(), 4, "{text}");
+    assert!(
+        text.contains("the API server does not serve HTTPRoutes"),
+        "{text}"
+    );
+    let deleted: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix(&format!("delete VirtualService {}/vs-", c.ns)))
+        .collect();
+    assert_eq!(
+        deleted,
+        [virtual_service_name("backend.apps.internal")
+            .trim_start_matches("vs-")
+            .to_owned()],
+        "{text}"
+    );
+    assert!(!text.contains("create HTTPRoute"), "{text}");
+}
+
 /// `kind/name` of every object whose resourceVersion differs between `before` and `after`.
 fn written(
     before: &BTreeMap<String, String>,
@@ -407,6 +437,8 @@ async fn diff_shows_what_the_controller_changes_on_a_go_controller_cluster_and_w
     assert_eq!(versions(&c.client, &c.ns).await, converged_versions);
 
     check_diff_of_a_file(&c);
+    assert_eq!(versions(&c.client, &c.ns).await, converged_versions);
+    check_gateway_api_mode_without_its_crds(&c);
     assert_eq!(versions(&c.client, &c.ns).await, converged_versions);
 
     plugin(

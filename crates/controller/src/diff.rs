@@ -17,7 +17,7 @@ use std::fmt::Debug;
 
 use cfnet_api::gateway_api::HTTPRoute;
 use cfnet_api::{Condition, FIELD_MANAGER, FINALIZER, READY, Route, VirtualService};
-use cfnet_translate::{FqdnKey, Settings};
+use cfnet_translate::{FqdnKey, RoutingApi, Settings};
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -356,6 +356,20 @@ async fn diff_key(
         &mut found,
     )
     .await?;
+    // The prunes execute.rs makes: this mode's, the other mode's only once this mode's children are all
+    // in place (unserved, foreign or failed ones keep the old kind), then the Services.
+    let other_mode = plan.prune_other_mode();
+    let (vs, hr) = match settings.routing_api {
+        RoutingApi::Istio => (true, other_mode),
+        RoutingApi::GatewayApi => (other_mode, true),
+    };
+    if vs {
+        prune_changes(&plan.virtual_services, &mut found);
+    }
+    if hr {
+        prune_changes(&plan.http_routes, &mut found);
+    }
+    prune_changes(&plan.services, &mut found);
     route_changes(&plan, &served.routes, now, &mut found);
     for change in found {
         record(out, change);
@@ -364,9 +378,9 @@ async fn diff_key(
 }
 
 /// Adds `change` unless the object has one already. A write that keeps the object wins over a prune:
-/// an object whose FQDN annotation names one key (e.g. an upper-case FQDN the Go controller wrote) while
-/// another key desires it exists after the controller's reconciles either way (rewritten, or deleted and
-/// re-created, depending on which key is reconciled first); the diff shows the write.
+/// an object whose FQDN annotation names one key while another key desires it exists after the
+/// controller's reconciles either way (rewritten, or deleted and re-created, depending on which key is
+/// reconciled first); the diff shows the write.
 fn record(out: &mut BTreeMap<(&'static str, String, String), ObjectChange>, change: ObjectChange) {
     let id = (change.kind, change.namespace.clone(), change.name.clone());
     match out.get(&id) {
@@ -448,6 +462,11 @@ async fn child_changes<C: Child>(
             (Action::Apply { .. }, _) => out.push(change(ChangeAction::Create, C::KIND, meta)),
         }
     }
+    Ok(())
+}
+
+/// The owned children the plan deletes.
+fn prune_changes<C: Child>(plan: &ChildPlan<'_, C>, out: &mut Vec<ObjectChange>) {
     for child in &plan.prune {
         out.push(ObjectChange {
             action: ChangeAction::Delete,
@@ -466,7 +485,6 @@ async fn child_changes<C: Child>(
             )),
         });
     }
-    Ok(())
 }
 
 /// An update (or adoption) of `object` to `desired`: the fields the controller's apply would change.
